@@ -1,0 +1,247 @@
+/*
+ * tq.h — the one public header of tq, an implementation of TurboQuant
+ * (Zandieh, Daliri, Hadian, Mirrokni, arXiv 2504.19874): online, training-free
+ * vector quantization that keeps inner products.
+ *
+ * Shape of the API
+ *   - Opaque handles (tq_quantizer, tq_query) made by *_create, released by
+ *     *_free; *_free(NULL) is a no-op.
+ *   - Every fallible call returns a tq_status. TQ_OK is 0. On failure a
+ *     readable detail is left in a thread-local buffer: tq_last_error().
+ *   - The library never aborts, prints or exits, whatever the input.
+ *   - Vectors are float32, row-major, n rows of `dim` values. Codes are
+ *     fixed-size records of tq_quantizer_code_size() bytes, one per vector,
+ *     laid out as docs/format.md describes; the caller owns the buffers.
+ *
+ * Data flow: x -> (norm, rotate) -> codebook indices + a few per-vector
+ * factors -> packed record. A query is rotated once (tq_query_set) and
+ * scored straight against packed records (tq_score), never by decoding.
+ *
+ * Zero vectors are accepted: they encode to a record whose factors are 0,
+ * decode to the zero vector, and score 0 (inner product) or ||q||^2 (L2).
+ * NaN or Inf anywhere in an input batch rejects the whole batch
+ * (TQ_ERR_NONFINITE) and leaves the output buffer untouched.
+ */
+#ifndef TQ_H
+#define TQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(TQ_SHARED_BUILD)
+#define TQ_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define TQ_API __attribute__((visibility("default")))
+#else
+#define TQ_API
+#endif
+
+#if defined(__GNUC__)
+#define TQ_NODISCARD __attribute__((warn_unused_result))
+#else
+#define TQ_NODISCARD
+#endif
+
+#define TQ_VERSION_MAJOR 0
+#define TQ_VERSION_MINOR 1
+#define TQ_VERSION_PATCH 0
+
+/** Largest supported dimension (any rotation but dense). */
+#define TQ_MAX_DIM 65536u
+/** Largest dimension for a dense (d x d) rotation or dense QJL matrix. */
+#define TQ_MAX_DENSE_DIM 4096u
+/** Bits per coordinate: 1..TQ_MAX_BITS. */
+#define TQ_MAX_BITS 8u
+/** Largest Hadamard round count. */
+#define TQ_MAX_ROUNDS 8u
+
+/** Status codes. Values are pinned: append only. */
+typedef enum tq_status {
+    TQ_OK = 0,
+    TQ_ERR_INVALID_ARG = 1,   /* NULL pointer, bad enum, inconsistent config */
+    TQ_ERR_DIM = 2,           /* dimension 0, too large, or not the quantizer's */
+    TQ_ERR_BITS = 3,          /* bits outside 1..8 for this variant */
+    TQ_ERR_NONFINITE = 4,     /* NaN or Inf in input */
+    TQ_ERR_SIZE = 5,          /* buffer or count mismatch, size overflow */
+    TQ_ERR_NOMEM = 6,         /* allocation failed */
+    TQ_ERR_IO = 7,            /* open/read/write/rename failed */
+    TQ_ERR_FORMAT = 8,        /* not a tq file, truncated, bad field */
+    TQ_ERR_CHECKSUM = 9,      /* stored checksum does not match */
+    TQ_ERR_VERSION = 10,      /* file format version not supported */
+    TQ_ERR_STATE = 11,        /* call not valid in this state (e.g. not calibrated) */
+    TQ_ERR_MISMATCH = 12      /* codes/query belong to another quantizer */
+} tq_status;
+
+/** @return a constant English name for a status, never NULL. */
+TQ_API const char *tq_status_str(tq_status s);
+/** @return the detail message of the last failure on this thread ("" if none). */
+TQ_API const char *tq_last_error(void);
+/** @return "tq 0.1.0" style version string. */
+TQ_API const char *tq_version_string(void);
+/** @return a one-line description of how the library was built. */
+TQ_API const char *tq_build_info(void);
+/** Free memory the library handed to the caller (tq_codes_load, tq_read_vectors). */
+TQ_API void tq_free(void *p);
+
+/** Quantizer families. Values are pinned (they are stored on disk). */
+typedef enum tq_variant {
+    TQ_VARIANT_MSE = 0,     /* Algorithm 1: norm + b-bit codebook indices */
+    TQ_VARIANT_PROD = 1,    /* Algorithm 2: (b-1)-bit MSE + 1-bit QJL of the residual + gamma */
+    TQ_VARIANT_QJL = 2,     /* sign(S y) + norm; bits must be 1 */
+    TQ_VARIANT_UNIFORM = 3  /* textbook uniform scalar baseline */
+} tq_variant;
+
+typedef enum tq_rotation_kind {
+    TQ_ROTATION_NONE = 0,
+    TQ_ROTATION_DENSE = 1,    /* Haar-random orthogonal matrix (paper-exact), stored */
+    TQ_ROTATION_HADAMARD = 2  /* rounds of signs, block Walsh-Hadamard, permutation; any d */
+} tq_rotation_kind;
+
+typedef enum tq_qjl_kind {
+    TQ_QJL_DENSE = 0,       /* S with i.i.d. N(0,1) entries, d x d (paper-exact) */
+    TQ_QJL_STRUCTURED = 1   /* sqrt(d) * structured orthogonal (Hadamard) map, own seed */
+} tq_qjl_kind;
+
+/** What the MSE variant stores as its per-vector scale. */
+typedef enum tq_norm_mode {
+    TQ_NORM_PLAIN = 0,    /* ||x|| (paper) */
+    TQ_NORM_UNIT = 1,     /* ||x|| / ||c[idx]||: the decoded vector has the exact norm */
+    TQ_NORM_UNBIASED = 2  /* ||x|| / <y, c[idx]> (RaBitQ-style) plus ||x||: IP estimate unbiased */
+} tq_norm_mode;
+
+typedef enum tq_uniform_mode {
+    TQ_UNIFORM_SYMMETRIC = 0,  /* levels scale * (k - (2^b-1)/2), scale from max |x| */
+    TQ_UNIFORM_ASYMMETRIC = 1  /* levels lo + scale * k, from min and max */
+} tq_uniform_mode;
+
+typedef enum tq_uniform_scope {
+    TQ_UNIFORM_PER_VECTOR = 0,  /* one range per vector, stored in the record */
+    TQ_UNIFORM_PER_CHANNEL = 1, /* one range per channel, from tq_quantizer_calibrate */
+    TQ_UNIFORM_GROUP = 2        /* one range per group of group_size channels, per vector (fp16) */
+} tq_uniform_scope;
+
+typedef enum tq_metric {
+    TQ_METRIC_IP = 0,  /* inner product <q, x> (larger is closer) */
+    TQ_METRIC_L2 = 1   /* squared Euclidean distance ||q - x||^2 */
+} tq_metric;
+
+/**
+ * Quantizer configuration. Start from tq_config_init() and change fields.
+ *
+ * Fractional bits: with outlier_count = k > 0 the channels are split into an
+ * outlier set (k channels, outlier_bits each) and a regular set (dim - k
+ * channels, `bits` each); each set gets its own independent quantizer of the
+ * same variant (own rotation, codebook and norm). The outlier set is the list
+ * outlier_channels (k distinct indices < dim, copied at create) or, if that is
+ * NULL, channels 0..k-1. tq_select_outliers() picks a list from sample data.
+ * Example: dim 128, bits 2, outlier_count 32, outlier_bits 3 -> 2.25 bits per
+ * channel before factors.
+ */
+typedef struct tq_config {
+    uint32_t dim;
+    uint32_t bits;               /* total bits per coordinate, 1..8 (PROD: includes the QJL bit) */
+    tq_variant variant;
+    tq_rotation_kind rotation;
+    uint32_t rounds;             /* Hadamard rounds (1..8); 0 means the default, 2 */
+    tq_qjl_kind qjl;             /* PROD and QJL only */
+    tq_norm_mode norm;           /* MSE only; PROD/QJL require TQ_NORM_PLAIN */
+    uint64_t seed;               /* everything random derives from it */
+    uint32_t outlier_count;      /* 0: no split */
+    uint32_t outlier_bits;       /* bits of the outlier set */
+    const uint32_t *outlier_channels;
+    tq_uniform_mode uniform_mode;   /* UNIFORM only */
+    tq_uniform_scope uniform_scope; /* UNIFORM only */
+    uint32_t group_size;            /* UNIFORM GROUP only; must divide the set's dim */
+} tq_config;
+
+/** Defaults: MSE, Hadamard rotation (2 rounds), plain norm, seed 0, no split. */
+TQ_API void tq_config_init(tq_config *cfg, uint32_t dim, uint32_t bits);
+
+typedef struct tq_quantizer tq_quantizer;
+typedef struct tq_query tq_query;
+
+/**
+ * Build a quantizer. Deterministic: the same config gives bit-identical
+ * rotations and codes on every machine.
+ * @return TQ_OK, or TQ_ERR_DIM / TQ_ERR_BITS / TQ_ERR_INVALID_ARG / TQ_ERR_NOMEM.
+ */
+TQ_API TQ_NODISCARD tq_status tq_quantizer_create(const tq_config *cfg, tq_quantizer **out);
+TQ_API void tq_quantizer_free(tq_quantizer *q);
+/** Copy the config out; outlier_channels then points into q (valid while q lives). */
+TQ_API tq_status tq_quantizer_get_config(const tq_quantizer *q, tq_config *out);
+TQ_API size_t tq_quantizer_dim(const tq_quantizer *q);
+/** Bytes of one encoded vector. */
+TQ_API size_t tq_quantizer_code_size(const tq_quantizer *q);
+/** Stored bits per coordinate, every per-vector factor included (code_size*8/dim). */
+TQ_API double tq_quantizer_bits_per_value(const tq_quantizer *q);
+/**
+ * Per-channel uniform baseline only: learn each channel's range from n sample
+ * rows. Other quantizers need no calibration and return TQ_ERR_STATE.
+ */
+TQ_API TQ_NODISCARD tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n);
+
+/** Encode n rows of x into n * code_size bytes at codes. */
+TQ_API TQ_NODISCARD tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes);
+/** Decode n records into n rows of dim floats. */
+TQ_API TQ_NODISCARD tq_status tq_decode(const tq_quantizer *q, const uint8_t *codes, size_t n, float *out);
+
+/** A prepared query: rotated and projected once, scored against many codes. */
+TQ_API TQ_NODISCARD tq_status tq_query_create(const tq_quantizer *q, tq_query **out);
+TQ_API void tq_query_free(tq_query *pq);
+/** Load a query vector (dim floats) into pq. */
+TQ_API TQ_NODISCARD tq_status tq_query_set(tq_query *pq, const float *vec);
+/**
+ * Score n records straight from their codes: scores[i] estimates <q, x_i>
+ * (TQ_METRIC_IP) or ||q - x_i||^2 (TQ_METRIC_L2).
+ */
+TQ_API TQ_NODISCARD tq_status tq_score(const tq_quantizer *q, const tq_query *pq, tq_metric metric,
+                                       const uint8_t *codes, size_t n, float *scores);
+
+/**
+ * The Lloyd-Max codebook for one coordinate of a uniform unit vector in R^dim
+ * (density ∝ (1-t^2)^((dim-3)/2) on [-1,1]) with 2^bits levels, sorted.
+ * centroids must hold 2^bits floats; mse_unit (may be NULL) receives the
+ * predicted E||x - x~||^2 for unit x: 1 - dim * sum_k P(cell k) c_k^2.
+ */
+TQ_API TQ_NODISCARD tq_status tq_codebook_get(uint32_t dim, uint32_t bits, float *centroids, double *mse_unit);
+
+/**
+ * Pick the k channels with the largest mean square over n sample rows
+ * (ties: lower index first); channels[] receives them in increasing order.
+ */
+TQ_API TQ_NODISCARD tq_status tq_select_outliers(const float *x, size_t n, uint32_t dim, uint32_t k,
+                                                 uint32_t *channels);
+
+/* ---- Persistence (docs/format.md). Files are written atomically: a temp file
+ *      then rename, so a failed save never damages an existing file. ---- */
+
+TQ_API TQ_NODISCARD tq_status tq_quantizer_serialized_size(const tq_quantizer *q, size_t *size);
+TQ_API TQ_NODISCARD tq_status tq_quantizer_serialize(const tq_quantizer *q, uint8_t *buf, size_t cap,
+                                                     size_t *written);
+TQ_API TQ_NODISCARD tq_status tq_quantizer_deserialize(const uint8_t *buf, size_t len, tq_quantizer **out);
+TQ_API TQ_NODISCARD tq_status tq_quantizer_save(const tq_quantizer *q, const char *path);
+TQ_API TQ_NODISCARD tq_status tq_quantizer_load(const char *path, tq_quantizer **out);
+
+/** A code-array file: n records of q's code size, tied to q by a fingerprint. */
+TQ_API TQ_NODISCARD tq_status tq_codes_save(const tq_quantizer *q, const uint8_t *codes, size_t n,
+                                            const char *path);
+/** Load records written for q; *codes is freed with tq_free. */
+TQ_API TQ_NODISCARD tq_status tq_codes_load(const tq_quantizer *q, const char *path, uint8_t **codes,
+                                            size_t *n);
+
+/**
+ * Read float32 vectors from .fvecs (little-endian int32 dim + dim floats per
+ * row) or .npy (float32, C order, 2-D), chosen by the file's contents. *data is
+ * freed with tq_free. max_rows = 0 means all rows.
+ */
+TQ_API TQ_NODISCARD tq_status tq_read_vectors(const char *path, size_t max_rows, float **data, size_t *n,
+                                              size_t *dim);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TQ_H */

@@ -1,0 +1,75 @@
+/*
+ * quantizer.h — the inside of a tq_quantizer, shared by src/quant (encode,
+ * decode, score) and src/io (serialization). Nothing here is public.
+ *
+ * A quantizer is one or two "parts". Without an outlier split there is one
+ * part over all channels. With a split, part 0 covers the outlier channels and
+ * part 1 the regular ones; each part is a complete, independent quantizer of
+ * the same variant over its own channel subset (own rotation stream, codebook
+ * for its own dimension, own per-vector factors). A record is part 0's record
+ * followed by part 1's.
+ *
+ * A part's record (all multi-byte fields little-endian, docs/format.md):
+ *     [nfactors x float32][uniform group factors][packed indices][QJL sign bits]
+ *   MSE   PLAIN/UNIT : factors = {scale}           scale = ||x|| or ||x||/||c||
+ *   MSE   UNBIASED   : factors = {scale, norm}     scale = ||x||/<y,c>
+ *   PROD  bits >= 2  : factors = {norm, gamma}, indices at bits-1, signs
+ *   PROD  bits == 1,
+ *   QJL              : factors = {gamma}, no indices, signs  (gamma = ||x||)
+ *   UNIFORM PER_VECTOR: factors = {step} (sym) or {lo, step} (asym)
+ *   UNIFORM PER_CHANNEL: no factors (ranges live in the quantizer)
+ *   UNIFORM GROUP    : no float32 factors; per group fp16 {step} or {lo, step}
+ */
+#ifndef TQ_QUANTIZER_H
+#define TQ_QUANTIZER_H
+
+#include "../core/codebook.h"
+#include "../core/common.h"
+#include "../core/rotation.h"
+
+typedef struct tq_part {
+    uint32_t dim;        /* channels in this part */
+    uint32_t bits;       /* total bits per coordinate of this part */
+    uint32_t mse_bits;   /* codebook/uniform index bits: MSE, UNIFORM: bits; PROD: bits-1; QJL: 0 */
+    int has_qjl;         /* PROD, QJL */
+    tq_rotation rot;     /* Pi, stream TQ_STREAM_ROTATION + 16*part */
+    tq_codebook cb;      /* valid when mse_bits > 0 and variant is MSE or PROD */
+    /* QJL stage */
+    float *qjl_matrix;   /* TQ_QJL_DENSE: dim x dim row-major N(0,1), stream TQ_STREAM_QJL + 16*part */
+    tq_rotation qjl_rot; /* TQ_QJL_STRUCTURED: Hadamard map R, stream TQ_STREAM_QJL + 16*part */
+    double qjl_scale;    /* kappa: <q, r> ~= kappa * gamma * <S q, z>, z = sign(S e) in {-1,+1} */
+    /* UNIFORM PER_CHANNEL ranges (after calibration): value = ch_lo[j] + ch_step[j] * k */
+    float *ch_lo;
+    float *ch_step;
+    /* record layout of this part */
+    uint32_t nfactors;   /* float32 factors at the record start */
+    size_t group_bytes;  /* UNIFORM GROUP: fp16 factors of all groups */
+    size_t idx_bytes;    /* packed indices */
+    size_t sign_bytes;   /* ceil(dim / 8) when has_qjl */
+    size_t off_group, off_idx, off_sign;
+    size_t code_size;
+    size_t offset;       /* where this part's record starts inside the full record */
+} tq_part;
+
+struct tq_quantizer {
+    tq_config cfg;          /* cfg.outlier_channels points at outliers (or is NULL) */
+    uint32_t nparts;        /* 1 or 2 */
+    uint32_t *outliers;     /* sorted outlier channels (outlier_count), or NULL */
+    uint32_t *channels[2];  /* with a split: channel list of each part; NULL otherwise */
+    tq_part part[2];
+    size_t code_size;
+    int calibrated;         /* UNIFORM PER_CHANNEL: ranges are set */
+};
+
+/**
+ * Validate cfg and build a quantizer. With fill_dense = 0 the dense rotation
+ * and dense QJL matrices are allocated but left zero, for a loader to fill from
+ * a file; with 1 they are generated from the seed. Everything else (Hadamard
+ * signs and permutations, codebooks, layout) is always built.
+ */
+TQ_INTERNAL tq_status tq_quantizer_build(const tq_config *cfg, int fill_dense, tq_quantizer **out);
+
+/** Check a config without building anything (same errors as tq_quantizer_create). */
+TQ_INTERNAL tq_status tq_config_validate(const tq_config *cfg);
+
+#endif /* TQ_QUANTIZER_H */
