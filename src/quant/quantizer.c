@@ -418,6 +418,26 @@ static void uniform_range(const float *v, uint32_t len, tq_uniform_mode mode, ui
     }
 }
 
+/* Channels that share one (lo, step): the group size, or the whole part. */
+static uint32_t uniform_group_len(const tq_config *cfg, const tq_part *pt) {
+    return cfg->uniform_scope == TQ_UNIFORM_GROUP ? cfg->group_size : pt->dim;
+}
+
+/* The stored (lo, step) of group `group` of a PER_VECTOR or GROUP record. */
+static void uniform_factors(const tq_config *cfg, const tq_part *pt, const uint8_t *rec, uint32_t group,
+                            uint32_t levels, float *lo, float *step) {
+    int sym = cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC;
+    if (cfg->uniform_scope == TQ_UNIFORM_PER_VECTOR) {
+        *lo = sym ? 0.0f : tq_get_f32(rec);
+        *step = tq_get_f32(rec + (sym ? 0 : 4));
+    } else {
+        const uint8_t *gp = rec + pt->off_group + (size_t)group * (sym ? 2 : 4);
+        *lo = sym ? 0.0f : tq_f16_to_f32(tq_get_u16(gp));
+        *step = tq_f16_to_f32(tq_get_u16(gp + (sym ? 0 : 2)));
+    }
+    if (sym) *lo = -0.5f * (float)(levels - 1) * *step;
+}
+
 /* ------------------------------------------------------------------ encode */
 
 typedef struct work {
@@ -567,14 +587,21 @@ static uint32_t max_part_dim(const tq_quantizer *q) {
     return m;
 }
 
+/* Arguments of a batch of n vectors and their n records. */
+static tq_status check_batch(const tq_quantizer *q, size_t n, const float *vectors, const uint8_t *codes) {
+    TQ_RETURN_IF(!vectors || !codes, TQ_ERR_INVALID_ARG, "vector or code buffer is NULL");
+    size_t total;
+    TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total) || !tq_mul_size(total, sizeof(float), &total) ||
+                     !tq_mul_size(n, q->code_size, &total),
+                 TQ_ERR_SIZE, "n = %zu is too large", n);
+    return TQ_OK;
+}
+
 tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes) {
     tq_clear_error();
     TQ_RETURN_IF(!q, TQ_ERR_INVALID_ARG, "quantizer is NULL");
     if (n == 0) return TQ_OK;
-    TQ_RETURN_IF(!x || !codes, TQ_ERR_INVALID_ARG, "x or codes is NULL");
-    size_t total;
-    TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total) || !tq_mul_size(n, q->code_size, &total), TQ_ERR_SIZE,
-                 "n = %zu is too large", n);
+    TQ_FORWARD(check_batch(q, n, x, codes));
     TQ_RETURN_IF(q->cfg.variant == TQ_VARIANT_UNIFORM && q->cfg.uniform_scope == TQ_UNIFORM_PER_CHANNEL &&
                      !q->calibrated,
                  TQ_ERR_STATE, "per-channel uniform quantizer is not calibrated: call tq_quantizer_calibrate");
@@ -602,33 +629,15 @@ static void decode_part(const tq_quantizer *q, uint32_t p, const uint8_t *rec, w
     if (cfg->variant == TQ_VARIANT_UNIFORM) {
         uint32_t levels = 1u << pt->mse_bits;
         tq_unpack(rec + pt->off_idx, d, pt->mse_bits, w->idx);
-        if (cfg->uniform_scope == TQ_UNIFORM_PER_VECTOR) {
-            float lo, step;
-            if (cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC) {
-                step = tq_get_f32(rec);
-                lo = -0.5f * (float)(levels - 1) * step;
-            } else {
-                lo = tq_get_f32(rec);
-                step = tq_get_f32(rec + 4);
-            }
-            for (uint32_t j = 0; j < d; j++) v[j] = lo + step * (float)w->idx[j];
-        } else if (cfg->uniform_scope == TQ_UNIFORM_GROUP) {
-            const uint8_t *gp = rec + pt->off_group;
-            for (uint32_t s = 0; s < d; s += cfg->group_size) {
-                float lo, step;
-                if (cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC) {
-                    step = tq_f16_to_f32(tq_get_u16(gp));
-                    lo = -0.5f * (float)(levels - 1) * step;
-                    gp += 2;
-                } else {
-                    lo = tq_f16_to_f32(tq_get_u16(gp));
-                    step = tq_f16_to_f32(tq_get_u16(gp + 2));
-                    gp += 4;
-                }
-                for (uint32_t j = s; j < s + cfg->group_size; j++) v[j] = lo + step * (float)w->idx[j];
-            }
-        } else {
+        if (cfg->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
             for (uint32_t j = 0; j < d; j++) v[j] = pt->ch_lo[j] + pt->ch_step[j] * (float)w->idx[j];
+        } else {
+            uint32_t g = uniform_group_len(cfg, pt);
+            for (uint32_t s = 0; s < d; s += g) {
+                float lo, step;
+                uniform_factors(cfg, pt, rec, s / g, levels, &lo, &step);
+                for (uint32_t j = s; j < s + g; j++) v[j] = lo + step * (float)w->idx[j];
+            }
         }
     } else {
         float scale = tq_get_f32(rec); /* MSE: scale; PROD: norm; QJL: gamma */
@@ -654,10 +663,7 @@ tq_status tq_decode(const tq_quantizer *q, const uint8_t *codes, size_t n, float
     tq_clear_error();
     TQ_RETURN_IF(!q, TQ_ERR_INVALID_ARG, "quantizer is NULL");
     if (n == 0) return TQ_OK;
-    TQ_RETURN_IF(!codes || !out, TQ_ERR_INVALID_ARG, "codes or out is NULL");
-    size_t total;
-    TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total) || !tq_mul_size(n, q->code_size, &total), TQ_ERR_SIZE,
-                 "n = %zu is too large", n);
+    TQ_FORWARD(check_batch(q, n, out, codes));
     work w;
     TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
     for (size_t i = 0; i < n; i++)
@@ -814,28 +820,11 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
             *n2 = sq;
             return;
         }
-        uint32_t g = cfg->uniform_scope == TQ_UNIFORM_GROUP ? cfg->group_size : d;
-        const uint8_t *gp = rec + pt->off_group;
+        uint32_t g = uniform_group_len(cfg, pt);
         double total = 0.0;
         for (uint32_t s = 0; s < d; s += g) {
             float lo, step;
-            if (cfg->uniform_scope == TQ_UNIFORM_PER_VECTOR) {
-                if (cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC) {
-                    step = tq_get_f32(rec);
-                    lo = -0.5f * (float)(levels - 1) * step;
-                } else {
-                    lo = tq_get_f32(rec);
-                    step = tq_get_f32(rec + 4);
-                }
-            } else if (cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC) {
-                step = tq_f16_to_f32(tq_get_u16(gp));
-                lo = -0.5f * (float)(levels - 1) * step;
-                gp += 2;
-            } else {
-                lo = tq_f16_to_f32(tq_get_u16(gp));
-                step = tq_f16_to_f32(tq_get_u16(gp + 2));
-                gp += 4;
-            }
+            uniform_factors(cfg, pt, rec, s / g, levels, &lo, &step);
             double qsum = 0.0, qk = 0.0;
             for (uint32_t j = s; j < s + g; j++) {
                 qsum += qr[j];
