@@ -1,0 +1,265 @@
+#!/bin/sh
+# cli_test.sh — end-to-end checks of the tq command-line tool (registered as
+# ctest test "cli"). POSIX sh; python3's json module parses the output.
+#
+#   sh tests/cli_test.sh PATH/TO/tq tests/data TMPDIR
+#
+# Every check asserts something; the script exits non-zero if any failed.
+
+TQ=$1
+DATA=$2
+TMP=$3
+if [ -z "$TQ" ] || [ -z "$DATA" ] || [ -z "$TMP" ]; then
+    echo "usage: sh cli_test.sh TQ_BINARY DATA_DIR TMP_DIR" >&2
+    exit 2
+fi
+TMP=$TMP/cli_test.$$
+mkdir -p "$TMP" || exit 2
+trap 'rm -rf "$TMP"' EXIT
+
+FAILED=0
+PASSED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1" >&2; }
+
+BASE=$DATA/fmnist_base_500.fvecs
+QUERIES=$DATA/fmnist_queries_50.npy
+
+# ---- the JSON checker -------------------------------------------------------
+cat > "$TMP/check.py" <<'EOF'
+import json, math, sys
+
+kind, path = sys.argv[1], sys.argv[2]
+args = dict(a.split("=", 1) for a in sys.argv[3:])
+text = open(path).read()
+obj = json.loads(text)  # exactly one JSON value, nothing else on stdout
+problems = []
+
+def need(cond, what):
+    if not cond:
+        problems.append(what)
+
+def num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+need(isinstance(obj, dict), "top level is not an object")
+need(text.strip().count("\n") == 0, "more than one line of JSON")
+
+if kind == "distortion":
+    for k in ("dim", "n", "variant", "rotation", "results"):
+        need(k in obj, "missing key %s" % k)
+    need(obj.get("dim") == int(args["dim"]), "dim %r != %s" % (obj.get("dim"), args["dim"]))
+    need(obj.get("n") == int(args["n"]), "n %r != %s" % (obj.get("n"), args["n"]))
+    need(obj.get("variant") == args["variant"], "variant %r" % obj.get("variant"))
+    need(obj.get("rotation") == args.get("rotation", "hadamard"), "rotation %r" % obj.get("rotation"))
+    bits = [int(b) for b in args["bits"].split(",")]
+    res = obj.get("results", [])
+    need([r.get("bits") for r in res] == bits, "results bits %r != %r" % ([r.get("bits") for r in res], bits))
+    dim = obj.get("dim")
+    for r in res:
+        b = r.get("bits")
+        for k in ("d_mse", "d_prod", "ip_bias", "ip_bias_stderr", "bits_per_value",
+                  "upper_bound", "lower_bound"):
+            need(k in r, "b=%s: missing key %s" % (b, k))
+        for k in ("d_mse", "d_prod", "ip_bias", "ip_bias_stderr", "bits_per_value"):
+            need(num(r.get(k)), "b=%s: %s = %r is not a finite number" % (b, k, r.get(k)))
+        if problems:
+            break
+        need(r["d_mse"] >= 0 and r["d_prod"] >= 0 and r["ip_bias_stderr"] > 0, "b=%d: negative moments" % b)
+        need(r["bits_per_value"] >= b, "b=%d: bits_per_value %g < bits" % (b, r["bits_per_value"]))
+        need(abs(r["bits_per_value"] - r["code_size"] * 8.0 / dim) <= 1e-7 * r["bits_per_value"],
+             "b=%d: bits_per_value %g != code_size*8/dim" % (b, r["bits_per_value"]))
+        v = obj["variant"]
+        if v == "uniform":
+            need(r["upper_bound"] is None and r["lower_bound"] is None, "uniform has no bounds")
+            continue
+        p4 = 4.0 ** -b
+        if v == "mse":
+            up, lo, m = math.sqrt(3) * math.pi / 2 * p4, p4, r["d_mse"]
+        else:
+            up, lo, m = math.sqrt(3) * math.pi ** 2 / dim * p4, p4 / dim, r["d_prod"]
+        need(abs(r["upper_bound"] - up) <= 1e-6 * up, "b=%d: upper_bound %r != %g" % (b, r["upper_bound"], up))
+        need(abs(r["lower_bound"] - lo) <= 1e-6 * lo, "b=%d: lower_bound %r != %g" % (b, r["lower_bound"], lo))
+        need(lo <= m <= up, "b=%d: %s = %g outside the paper's bounds [%g, %g]"
+             % (b, r.get("bound_metric"), m, lo, up))
+        need(r.get("within_bounds") is True, "b=%d: within_bounds is %r" % (b, r.get("within_bounds")))
+        if v == "mse" and "rel" in args and num(r.get("d_mse_predicted")):
+            rel = abs(r["d_mse"] / r["d_mse_predicted"] - 1)
+            need(rel <= float(args["rel"]), "b=%d: d_mse %g vs predicted %g (%.1f%%)"
+                 % (b, r["d_mse"], r["d_mse_predicted"], 100 * rel))
+        if v in ("prod", "qjl"):
+            # the inner-product estimate is unbiased: |bias| within 4 standard errors
+            need(abs(r["ip_bias"]) <= 4 * r["ip_bias_stderr"],
+                 "b=%d: ip_bias %g exceeds 4 stderr (%g)" % (b, r["ip_bias"], r["ip_bias_stderr"]))
+            if r.get("d_prod_predicted") is not None and "rel" in args:
+                rel = abs(r["d_prod"] / r["d_prod_predicted"] - 1)
+                need(rel <= float(args["rel"]), "b=%d: d_prod %g vs predicted %g (%.1f%%)"
+                     % (b, r["d_prod"], r["d_prod_predicted"], 100 * rel))
+elif kind == "recall":
+    for k in ("n_base", "nq", "dim", "metric", "k", "results"):
+        need(k in obj, "missing key %s" % k)
+    need(obj.get("n_base") == int(args["n_base"]), "n_base %r" % obj.get("n_base"))
+    need(obj.get("nq") == int(args["nq"]), "nq %r" % obj.get("nq"))
+    need(obj.get("dim") == 784, "dim %r" % obj.get("dim"))
+    res = obj.get("results", [])
+    bits = [int(b) for b in args["bits"].split(",")]
+    need([r.get("bits") for r in res] == bits, "results bits %r" % [r.get("bits") for r in res])
+    for r in res:
+        for k in ("recall_at_1", "recall_1_at_k", "bits_per_value", "encode_s", "score_s"):
+            need(num(r.get(k)), "b=%s: %s = %r" % (r.get("bits"), k, r.get(k)))
+        if problems:
+            break
+        need(0 <= r["recall_at_1"] <= r["recall_1_at_k"] <= 1,
+             "b=%d: recalls %g, %g out of order" % (r["bits"], r["recall_at_1"], r["recall_1_at_k"]))
+    if "min_r1" in args and res and not problems:
+        last = res[-1]
+        need(last["recall_at_1"] >= float(args["min_r1"]),
+             "b=%d: recall_at_1 %g < %s" % (last["bits"], last["recall_at_1"], args["min_r1"]))
+        need(last["recall_1_at_k"] >= float(args["min_r1k"]),
+             "b=%d: recall_1_at_k %g < %s" % (last["bits"], last["recall_1_at_k"], args["min_r1k"]))
+else:
+    problems.append("unknown check kind " + kind)
+
+for p in problems:
+    print("  " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+EOF
+
+# run NAME CHECK_KIND CHECK_ARGS -- TQ_ARGS...: run tq, expect exit 0 and JSON that passes the checker.
+run_json() {
+    name=$1 kind=$2 cargs=$3
+    shift 3
+    if ! "$TQ" "$@" > "$TMP/out.json" 2> "$TMP/err.txt"; then
+        fail "$name: tq $* exited non-zero"
+        cat "$TMP/err.txt" >&2
+        return
+    fi
+    # shellcheck disable=SC2086
+    if python3 "$TMP/check.py" "$kind" "$TMP/out.json" $cargs; then
+        pass "$name"
+    else
+        fail "$name: tq $*"
+        head -c 2000 "$TMP/out.json" >&2
+        echo >&2
+    fi
+}
+
+# expect_error NAME TQ_ARGS...: tq must exit non-zero, say why on stderr, print nothing on stdout.
+expect_error() {
+    name=$1
+    shift
+    "$TQ" "$@" > "$TMP/out.txt" 2> "$TMP/err.txt"
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        fail "$name: tq $* exited 0"
+    elif [ "$rc" -gt 125 ]; then
+        fail "$name: tq $* crashed (status $rc)"
+    elif ! grep -q '^tq: ' "$TMP/err.txt"; then
+        fail "$name: tq $* gave no 'tq: ' message on stderr"
+    elif [ -s "$TMP/out.txt" ]; then
+        fail "$name: tq $* wrote to stdout on error"
+    else
+        pass "$name ($(head -n 1 "$TMP/err.txt"))"
+    fi
+}
+
+# expect_ok_text NAME PATTERN TQ_ARGS...: exit 0 and stdout contains PATTERN.
+expect_ok_text() {
+    name=$1 pattern=$2
+    shift 2
+    if ! "$TQ" "$@" > "$TMP/out.txt" 2> "$TMP/err.txt"; then
+        fail "$name: tq $* exited non-zero"
+        cat "$TMP/err.txt" >&2
+    elif ! grep -q -- "$pattern" "$TMP/out.txt"; then
+        fail "$name: output of tq $* lacks '$pattern'"
+        cat "$TMP/out.txt" >&2
+    else
+        pass "$name"
+    fi
+}
+
+# ---- distortion on random unit vectors ---------------------------------------
+run_json "distortion mse" distortion "dim=64 n=2000 variant=mse bits=1,2 rel=0.05" \
+    bench distortion --dim 64 --bits 1,2 --variant mse --n 2000 --json
+run_json "distortion mse dense" distortion "dim=64 n=2000 variant=mse rotation=dense bits=1,2,3 rel=0.05" \
+    bench distortion --dim 64 --bits 1,2,3 --variant mse --rotation dense --n 2000 --json
+run_json "distortion mse unbiased norm" distortion "dim=64 n=1000 variant=mse bits=2" \
+    bench distortion --dim 64 --bits 2 --variant mse --norm unbiased --n 1000 --json
+run_json "distortion prod" distortion "dim=64 n=2000 variant=prod bits=1,2 rel=0.15" \
+    bench distortion --dim 64 --bits 1,2 --variant prod --n 2000 --json
+run_json "distortion prod structured" distortion "dim=64 n=2000 variant=prod bits=2" \
+    bench distortion --dim 64 --bits 2 --variant prod --qjl structured --n 2000 --json
+run_json "distortion qjl" distortion "dim=64 n=2000 variant=qjl bits=1 rel=0.15" \
+    bench distortion --dim 64 --bits 1 --variant qjl --n 2000 --json
+run_json "distortion uniform" distortion "dim=64 n=500 variant=uniform rotation=none bits=4" \
+    bench distortion --dim 64 --bits 4 --variant uniform --rotation none --n 500 --json
+run_json "distortion --opt=value form" distortion "dim=48 n=300 variant=mse bits=3" \
+    bench distortion --dim=48 --bits=3 --n=300 --seed=7 --json
+
+# same seed, same output (the tool's data and the library's codes are deterministic)
+"$TQ" bench distortion --dim 32 --bits 2 --n 300 --seed 5 --json > "$TMP/a.json" 2>/dev/null
+"$TQ" bench distortion --dim 32 --bits 2 --n 300 --seed 5 --json > "$TMP/b.json" 2>/dev/null
+"$TQ" bench distortion --dim 32 --bits 2 --n 300 --seed 6 --json > "$TMP/c.json" 2>/dev/null
+if [ -s "$TMP/a.json" ] && cmp -s "$TMP/a.json" "$TMP/b.json" && ! cmp -s "$TMP/a.json" "$TMP/c.json"; then
+    pass "distortion is deterministic per seed"
+else
+    fail "distortion: same seed gave different output, or another seed the same"
+fi
+
+# ---- distortion on the real-data fixture ------------------------------------
+run_json "distortion --data fvecs" distortion "dim=784 n=500 variant=mse bits=1,2" \
+    bench distortion --data "$BASE" --bits 1,2 --json
+run_json "distortion --data npy --n" distortion "dim=784 n=40 variant=prod bits=2" \
+    bench distortion --data "$QUERIES" --dim 784 --variant prod --bits 2 --n 40 --json
+expect_ok_text "distortion table" "d_mse" bench distortion --dim 32 --bits 1,2 --n 200
+expect_ok_text "distortion --help" "bits_per_value" bench distortion --help
+expect_ok_text "tq --help" "bench distortion" --help
+expect_ok_text "tq info" "tq" info
+
+# ---- bad arguments -----------------------------------------------------------
+expect_error "no command"
+expect_error "unknown command" frobnicate
+expect_error "unknown bench" bench nothing
+expect_error "missing --dim" bench distortion --bits 1
+expect_error "--dim 0" bench distortion --dim 0
+expect_error "--dim not a number" bench distortion --dim 12x
+expect_error "--dim negative" bench distortion --dim -5
+expect_error "--dim too large" bench distortion --dim 99999999
+expect_error "--bits 9" bench distortion --dim 16 --bits 9
+expect_error "--bits 0" bench distortion --dim 16 --bits 0
+expect_error "--bits garbage" bench distortion --dim 16 --bits 1,,2
+expect_error "--bits repeated" bench distortion --dim 16 --bits 2,2
+expect_error "--variant unknown" bench distortion --dim 16 --variant foo
+expect_error "--rotation unknown" bench distortion --dim 16 --rotation spin
+expect_error "--qjl unknown" bench distortion --dim 16 --variant prod --qjl fast
+expect_error "--norm unknown" bench distortion --dim 16 --norm big
+expect_error "--qjl with mse" bench distortion --dim 16 --qjl structured
+expect_error "--rounds with dense" bench distortion --dim 16 --rotation dense --rounds 3
+expect_error "--norm with prod" bench distortion --dim 16 --variant prod --norm unbiased
+expect_error "qjl with 2 bits" bench distortion --dim 16 --variant qjl --bits 1,2
+expect_error "--n 1" bench distortion --dim 16 --n 1
+expect_error "--seed garbage" bench distortion --dim 16 --seed abc
+expect_error "option without value" bench distortion --dim
+expect_error "unknown option" bench distortion --dim 16 --frob 3
+expect_error "stray argument" bench distortion --dim 16 extra
+expect_error "--data missing file" bench distortion --data "$TMP/nope.fvecs"
+expect_error "--data dim mismatch" bench distortion --data "$BASE" --dim 100
+printf 'not a vector file at all' > "$TMP/junk.fvecs"
+expect_error "--data junk file" bench distortion --data "$TMP/junk.fvecs"
+expect_error "dense rotation too large" bench distortion --dim 5000 --rotation dense --n 2
+expect_error "recall without files" bench recall --bits 2
+expect_error "recall --metric unknown" bench recall --base "$BASE" --queries "$QUERIES" --metric cos
+expect_error "recall --k 0" bench recall --base "$BASE" --queries "$QUERIES" --k 0
+
+# ---- recall on the fixtures ---------------------------------------------------
+run_json "recall mse" recall "n_base=500 nq=50 bits=2,4" \
+    bench recall --base "$BASE" --queries "$QUERIES" --bits 2,4 --normalize --quiet --json
+# 8-bit codes with the unbiased scale are nearly exact: the true top-1 must be found
+run_json "recall mse 8 bits" recall "n_base=500 nq=20 bits=8 min_r1=0.85 min_r1k=1.0" \
+    bench recall --base "$BASE" --queries "$QUERIES" --nq 20 --bits 8 --norm unbiased --normalize --quiet --json
+run_json "recall l2 prod" recall "n_base=500 nq=10 bits=3" \
+    bench recall --base "$BASE" --queries "$QUERIES" --nq 10 --bits 3 --variant prod --metric l2 --k 5 --quiet --json
+expect_ok_text "recall table" "R@1" bench recall --base "$BASE" --queries "$QUERIES" --nq 10 --bits 2 --quiet
+
+echo "cli_test: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

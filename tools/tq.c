@@ -1,0 +1,1423 @@
+/*
+ * tq.c — the tq command-line tool. It uses only the public API (include/tq.h)
+ * and, unlike the library, it prints and exits.
+ *
+ *   tq bench distortion   measure D_mse, D_prod and inner-product bias against
+ *                         the paper's bounds (random unit vectors or real rows)
+ *   tq bench recall       recall of the true top-1 when a base set is scored
+ *                         straight from its codes
+ *   tq info               how the library was built
+ *
+ * Outside checks parse `tq bench distortion --json`: its keys and their
+ * meaning are a stable interface. Add fields; never rename or remove them.
+ *
+ * Random test vectors come from the tool's own small generator (splitmix64 +
+ * Box-Muller), seeded by --seed: the library's seed (rotation, QJL matrix) and
+ * the data's seed are the same number but feed unrelated streams. The data are
+ * only for checking the theory; libm's log/cos may differ in the last bit
+ * between platforms, so bit-identical *inputs* are not promised here (the
+ * library's codes for identical inputs are).
+ *
+ * Exit status: 0 success, 1 a run-time failure (I/O, the library refused),
+ * 2 a usage error. Every error is one line on stderr starting with "tq: ".
+ */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno */
+#endif
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
+
+#include "tq.h"
+
+#define EXIT_USAGE 2
+#define MAX_BITS_LIST 16
+#define DEFAULT_N 10000u
+#define DEFAULT_NQ 1000u
+#define DEFAULT_K 10u
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                  */
+
+static void msg_error(const char *fmt, ...) {
+    va_list ap;
+    fputs("tq: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* A library call failed: say what we were doing and what the library said. */
+static int lib_error(tq_status s, const char *what) {
+    const char *detail = tq_last_error();
+    msg_error("%s: %s%s%s", what, tq_status_str(s), (detail && *detail) ? ": " : "", detail ? detail : "");
+    return 1;
+}
+
+static double now_s(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+static int stderr_is_tty(void) {
+#if !defined(_WIN32)
+    return isatty(fileno(stderr));
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* The tool's random numbers: splitmix64, Gaussian by Box-Muller.            */
+
+typedef struct cli_rng {
+    uint64_t s;
+    int have_spare;
+    double spare;
+} cli_rng;
+
+static void rng_init(cli_rng *r, uint64_t seed, uint64_t stream) {
+    r->s = seed ^ (stream * 0xD1B54A32D192ED03ull);
+    r->have_spare = 0;
+    r->spare = 0.0;
+}
+
+static uint64_t rng_next(cli_rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double rng_gauss(cli_rng *r) {
+    if (r->have_spare) {
+        r->have_spare = 0;
+        return r->spare;
+    }
+    double u1 = ((double)(rng_next(r) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (double)(rng_next(r) >> 11) * 0x1.0p-53;         /* [0, 1) */
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = rad * sin(2.0 * M_PI * u2);
+    r->have_spare = 1;
+    return rad * cos(2.0 * M_PI * u2);
+}
+
+/* n rows of dim floats, each uniform on the unit sphere. */
+static void fill_unit_rows(float *x, size_t n, size_t dim, uint64_t seed, uint64_t stream) {
+    cli_rng r;
+    rng_init(&r, seed, stream);
+    double *g = malloc(dim * sizeof *g);
+    if (!g) return; /* caller checked the big allocation; this one is tiny */
+    for (size_t i = 0; i < n; i++) {
+        double ss;
+        do {
+            ss = 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                g[j] = rng_gauss(&r);
+                ss += g[j] * g[j];
+            }
+        } while (ss == 0.0);
+        double inv = 1.0 / sqrt(ss);
+        for (size_t j = 0; j < dim; j++) x[i * dim + j] = (float)(g[j] * inv);
+    }
+    free(g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small vector helpers                                                      */
+
+static double norm_of(const float *x, size_t dim) {
+    double s = 0.0;
+    for (size_t j = 0; j < dim; j++) s += (double)x[j] * (double)x[j];
+    return sqrt(s);
+}
+
+static double dot_d(const float *a, const float *b, size_t dim) {
+    double s = 0.0;
+    for (size_t j = 0; j < dim; j++) s += (double)a[j] * (double)b[j];
+    return s;
+}
+
+/*
+ * Float scores for the exact search. Eight explicit lanes let the compiler use
+ * SIMD without reassociating a reduction; the result is still deterministic
+ * (same function, same order, every time), which the recall check relies on.
+ */
+static float dot_f(const float *a, const float *b, size_t dim) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= dim; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[j + l] * b[j + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < dim; j++) s += a[j] * b[j];
+    return s;
+}
+
+static float l2_f(const float *a, const float *b, size_t dim) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= dim; j += 8)
+        for (int l = 0; l < 8; l++) {
+            float t = a[j + l] - b[j + l];
+            acc[l] += t * t;
+        }
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < dim; j++) {
+        float t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                     */
+
+typedef struct name_value {
+    const char *name;
+    int value;
+} name_value;
+
+static const name_value VARIANTS[] = {{"mse", TQ_VARIANT_MSE}, {"prod", TQ_VARIANT_PROD},
+                                      {"qjl", TQ_VARIANT_QJL}, {"uniform", TQ_VARIANT_UNIFORM}, {NULL, 0}};
+static const name_value ROTATIONS[] = {
+    {"none", TQ_ROTATION_NONE}, {"dense", TQ_ROTATION_DENSE}, {"hadamard", TQ_ROTATION_HADAMARD}, {NULL, 0}};
+static const name_value QJLS[] = {{"dense", TQ_QJL_DENSE}, {"structured", TQ_QJL_STRUCTURED}, {NULL, 0}};
+static const name_value NORMS[] = {
+    {"plain", TQ_NORM_PLAIN}, {"unit", TQ_NORM_UNIT}, {"unbiased", TQ_NORM_UNBIASED}, {NULL, 0}};
+static const name_value METRICS[] = {{"ip", TQ_METRIC_IP}, {"l2", TQ_METRIC_L2}, {NULL, 0}};
+static const name_value UNIFORM_MODES[] = {
+    {"symmetric", TQ_UNIFORM_SYMMETRIC}, {"asymmetric", TQ_UNIFORM_ASYMMETRIC}, {NULL, 0}};
+static const name_value UNIFORM_SCOPES[] = {{"vector", TQ_UNIFORM_PER_VECTOR},
+                                            {"channel", TQ_UNIFORM_PER_CHANNEL},
+                                            {"group", TQ_UNIFORM_GROUP},
+                                            {NULL, 0}};
+
+static const char *name_of(const name_value *t, int v) {
+    for (; t->name; t++)
+        if (t->value == v) return t->name;
+    return "?";
+}
+
+static int parse_name(const name_value *t, const char *opt, const char *s, int *out) {
+    for (const name_value *p = t; p->name; p++)
+        if (strcmp(p->name, s) == 0) {
+            *out = p->value;
+            return 0;
+        }
+    char choices[256] = "";
+    for (const name_value *p = t; p->name; p++) {
+        if (p != t) strncat(choices, "|", sizeof choices - strlen(choices) - 1);
+        strncat(choices, p->name, sizeof choices - strlen(choices) - 1);
+    }
+    msg_error("%s: unknown value '%s' (expected %s)", opt, s, choices);
+    return -1;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+    char *end = NULL;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') goto bad;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) goto bad;
+    *out = (uint64_t)v;
+    return 0;
+bad:
+    msg_error("%s: expected an integer in %llu..%llu, got '%s'", opt, (unsigned long long)lo,
+              (unsigned long long)hi, s ? s : "");
+    return -1;
+}
+
+/* "1,2,3,4" -> bits[], each 1..TQ_MAX_BITS, no repeats. */
+static int parse_bits_list(const char *s, uint32_t *bits, size_t *nbits) {
+    size_t n = 0;
+    const char *p = s;
+    if (!*s) goto bad;
+    while (1) {
+        char tok[32];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= sizeof tok) goto bad;
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        uint64_t v;
+        if (parse_u64("--bits", tok, 1, TQ_MAX_BITS, &v) != 0) return -1;
+        for (size_t i = 0; i < n; i++)
+            if (bits[i] == v) {
+                msg_error("--bits: %u is listed twice", (unsigned)v);
+                return -1;
+            }
+        if (n == MAX_BITS_LIST) goto bad;
+        bits[n++] = (uint32_t)v;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    *nbits = n;
+    return 0;
+bad:
+    msg_error("--bits: expected a comma-separated list of integers in 1..%u such as 1,2,3,4, got '%s'",
+              (unsigned)TQ_MAX_BITS, s);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options shared by the bench commands                                      */
+
+typedef struct options {
+    int help;
+    int json;
+    int quiet;
+    uint32_t dim;
+    int dim_set;
+    uint32_t bits[MAX_BITS_LIST];
+    size_t nbits;
+    int variant, rotation, qjl, norm, metric;
+    int qjl_set;
+    int uniform_mode, uniform_scope;
+    uint32_t group_size;
+    uint32_t rounds;
+    uint32_t outliers, outlier_bits;
+    uint64_t seed;
+    uint64_t n;
+    int n_set;
+    const char *data;
+    /* recall */
+    const char *base, *queries;
+    uint64_t nq, k;
+    int normalize;
+} options;
+
+static void options_init(options *o, const uint32_t *bits, size_t nbits) {
+    memset(o, 0, sizeof *o);
+    memcpy(o->bits, bits, nbits * sizeof *bits);
+    o->nbits = nbits;
+    o->variant = TQ_VARIANT_MSE;
+    o->rotation = TQ_ROTATION_HADAMARD;
+    o->qjl = TQ_QJL_DENSE;
+    o->norm = TQ_NORM_PLAIN;
+    o->metric = TQ_METRIC_IP;
+    o->uniform_mode = TQ_UNIFORM_SYMMETRIC;
+    o->uniform_scope = TQ_UNIFORM_PER_VECTOR;
+    o->n = DEFAULT_N;
+    o->nq = DEFAULT_NQ;
+    o->k = DEFAULT_K;
+}
+
+enum { CMD_DISTORTION = 1, CMD_RECALL = 2 };
+
+/* Parse argv[first..argc) for the given command; 0 on success. */
+static int parse_options(int cmd, int argc, char **argv, int first, options *o) {
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = 1;
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = 1;
+            continue;
+        }
+        if (cmd == CMD_RECALL && strcmp(a, "--normalize") == 0) {
+            o->normalize = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            msg_error("unexpected argument '%s'", a);
+            return -1;
+        }
+        /* Every other option takes a value: "--opt value" or "--opt=value". */
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (len >= sizeof name) {
+            msg_error("unknown option '%s'", a);
+            return -1;
+        }
+        memcpy(name, a, len);
+        name[len] = '\0';
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        }
+        int known = 1, rc = 0;
+        uint64_t v = 0;
+#define NEED_VAL()                                                   \
+    do {                                                             \
+        if (!val) {                                                  \
+            msg_error("%s needs a value", name);                     \
+            return -1;                                               \
+        }                                                            \
+    } while (0)
+        if (strcmp(name, "--bits") == 0) {
+            NEED_VAL();
+            rc = parse_bits_list(val, o->bits, &o->nbits);
+        } else if (strcmp(name, "--variant") == 0) {
+            NEED_VAL();
+            rc = parse_name(VARIANTS, name, val, &o->variant);
+        } else if (strcmp(name, "--rotation") == 0) {
+            NEED_VAL();
+            rc = parse_name(ROTATIONS, name, val, &o->rotation);
+        } else if (strcmp(name, "--qjl") == 0) {
+            NEED_VAL();
+            rc = parse_name(QJLS, name, val, &o->qjl);
+            o->qjl_set = 1;
+        } else if (strcmp(name, "--norm") == 0) {
+            NEED_VAL();
+            rc = parse_name(NORMS, name, val, &o->norm);
+        } else if (strcmp(name, "--uniform") == 0) {
+            NEED_VAL();
+            rc = parse_name(UNIFORM_MODES, name, val, &o->uniform_mode);
+        } else if (strcmp(name, "--scope") == 0) {
+            NEED_VAL();
+            rc = parse_name(UNIFORM_SCOPES, name, val, &o->uniform_scope);
+        } else if (strcmp(name, "--group") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, TQ_MAX_DIM, &v);
+            o->group_size = (uint32_t)v;
+        } else if (strcmp(name, "--rounds") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, TQ_MAX_ROUNDS, &v);
+            o->rounds = (uint32_t)v;
+        } else if (strcmp(name, "--outliers") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 0, TQ_MAX_DIM, &v);
+            o->outliers = (uint32_t)v;
+        } else if (strcmp(name, "--outlier-bits") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, TQ_MAX_BITS, &v);
+            o->outlier_bits = (uint32_t)v;
+        } else if (strcmp(name, "--seed") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 0, UINT64_MAX, &o->seed);
+        } else if (cmd == CMD_DISTORTION && strcmp(name, "--dim") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, TQ_MAX_DIM, &v);
+            o->dim = (uint32_t)v;
+            o->dim_set = 1;
+        } else if (cmd == CMD_DISTORTION && strcmp(name, "--n") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 2, 100000000u, &o->n);
+            o->n_set = 1;
+        } else if (cmd == CMD_DISTORTION && strcmp(name, "--data") == 0) {
+            NEED_VAL();
+            o->data = val;
+        } else if (cmd == CMD_RECALL && strcmp(name, "--base") == 0) {
+            NEED_VAL();
+            o->base = val;
+        } else if (cmd == CMD_RECALL && strcmp(name, "--queries") == 0) {
+            NEED_VAL();
+            o->queries = val;
+        } else if (cmd == CMD_RECALL && strcmp(name, "--nq") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, 100000000u, &o->nq);
+        } else if (cmd == CMD_RECALL && strcmp(name, "--k") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, 1000, &o->k);
+        } else if (cmd == CMD_RECALL && strcmp(name, "--metric") == 0) {
+            NEED_VAL();
+            rc = parse_name(METRICS, name, val, &o->metric);
+        } else {
+            known = 0;
+        }
+#undef NEED_VAL
+        if (!known) {
+            msg_error("unknown option '%s'", name);
+            return -1;
+        }
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+/* Cross-option checks shared by both bench commands. */
+static int check_common(const options *o) {
+    if (o->variant == TQ_VARIANT_QJL)
+        for (size_t i = 0; i < o->nbits; i++)
+            if (o->bits[i] != 1) {
+                msg_error("--variant qjl stores one sign bit per coordinate: use --bits 1 (got %u)",
+                          (unsigned)o->bits[i]);
+                return -1;
+            }
+    if (o->norm != TQ_NORM_PLAIN && o->variant != TQ_VARIANT_MSE) {
+        msg_error("--norm %s applies to --variant mse only (prod and qjl store plain norms)",
+                  name_of(NORMS, o->norm));
+        return -1;
+    }
+    if (o->qjl_set && o->variant != TQ_VARIANT_PROD && o->variant != TQ_VARIANT_QJL) {
+        msg_error("--qjl applies to --variant prod and qjl only");
+        return -1;
+    }
+    if (o->rounds != 0 && o->rotation != TQ_ROTATION_HADAMARD) {
+        msg_error("--rounds applies to --rotation hadamard only");
+        return -1;
+    }
+    if (o->outlier_bits != 0 && o->outliers == 0) {
+        msg_error("--outlier-bits needs --outliers K (the number of outlier channels)");
+        return -1;
+    }
+    if (o->variant != TQ_VARIANT_UNIFORM &&
+        (o->uniform_mode != TQ_UNIFORM_SYMMETRIC || o->uniform_scope != TQ_UNIFORM_PER_VECTOR || o->group_size)) {
+        msg_error("--uniform, --scope and --group apply to --variant uniform only");
+        return -1;
+    }
+    if (o->uniform_scope == TQ_UNIFORM_GROUP && o->group_size == 0) {
+        msg_error("--scope group needs --group N (channels per group)");
+        return -1;
+    }
+    if (o->group_size != 0 && o->uniform_scope != TQ_UNIFORM_GROUP) {
+        msg_error("--group applies to --scope group only");
+        return -1;
+    }
+    return 0;
+}
+
+static void config_from(const options *o, uint32_t dim, uint32_t bits, const uint32_t *outlier_channels,
+                        tq_config *cfg) {
+    tq_config_init(cfg, dim, bits);
+    cfg->variant = (tq_variant)o->variant;
+    cfg->rotation = (tq_rotation_kind)o->rotation;
+    cfg->rounds = o->rounds;
+    cfg->qjl = (tq_qjl_kind)o->qjl;
+    cfg->norm = (tq_norm_mode)o->norm;
+    cfg->seed = o->seed;
+    cfg->uniform_mode = (tq_uniform_mode)o->uniform_mode;
+    cfg->uniform_scope = (tq_uniform_scope)o->uniform_scope;
+    cfg->group_size = o->group_size;
+    if (o->outliers) {
+        cfg->outlier_count = o->outliers;
+        cfg->outlier_bits = o->outlier_bits ? o->outlier_bits : bits + 1;
+        cfg->outlier_channels = outlier_channels;
+    }
+}
+
+static int create_quantizer(const options *o, uint32_t dim, uint32_t bits, const uint32_t *outlier_channels,
+                            tq_quantizer **q) {
+    tq_config cfg;
+    config_from(o, dim, bits, outlier_channels, &cfg);
+    tq_status s = tq_quantizer_create(&cfg, q);
+    if (s != TQ_OK) {
+        char what[160];
+        snprintf(what, sizeof what, "cannot create a %s quantizer (dim %u, bits %u, rotation %s)",
+                 name_of(VARIANTS, o->variant), (unsigned)dim, (unsigned)bits, name_of(ROTATIONS, o->rotation));
+        return lib_error(s, what);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON output                                                               */
+
+static void json_str(FILE *f, const char *s) {
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data                                                                      */
+
+/*
+ * Read float vectors through the library. On success *x holds *n rows of *dim
+ * floats (free with tq_free).
+ */
+static int load_vectors(const char *path, size_t max_rows, float **x, size_t *n, size_t *dim) {
+    tq_status s = tq_read_vectors(path, max_rows, x, n, dim);
+    if (s != TQ_OK) {
+        char what[1100];
+        snprintf(what, sizeof what, "cannot read vectors from '%s'", path);
+        return lib_error(s, what);
+    }
+    if (*n == 0 || *dim == 0) {
+        msg_error("'%s' holds no vectors", path);
+        tq_free(*x);
+        *x = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* Normalize rows in place; rows of zero norm stay zero. @return rows that were zero. */
+static size_t normalize_rows(float *x, size_t n, size_t dim) {
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        double nr = norm_of(x + i * dim, dim);
+        if (nr == 0.0) {
+            zeros++;
+            continue;
+        }
+        for (size_t j = 0; j < dim; j++) x[i * dim + j] = (float)((double)x[i * dim + j] / nr);
+    }
+    return zeros;
+}
+
+static float *alloc_floats(size_t n, size_t dim, const char *what) {
+    if (dim != 0 && n > SIZE_MAX / sizeof(float) / dim) {
+        msg_error("%s: %zu x %zu floats is too large", what, n, dim);
+        return NULL;
+    }
+    float *p = malloc(n * dim * sizeof(float) + 1);
+    if (!p) msg_error("%s: out of memory (%zu x %zu floats)", what, n, dim);
+    return p;
+}
+
+static uint8_t *alloc_codes(size_t n, size_t code_size, const char *what) {
+    if (code_size != 0 && n > SIZE_MAX / code_size) {
+        msg_error("%s: %zu records of %zu bytes is too large", what, n, code_size);
+        return NULL;
+    }
+    uint8_t *p = malloc(n * code_size + 1);
+    if (!p) msg_error("%s: out of memory (%zu records of %zu bytes)", what, n, code_size);
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tq bench distortion                                                       */
+
+static const char DISTORTION_HELP[] =
+    "usage: tq bench distortion --dim D --bits 1,2,3,4 [options]\n"
+    "\n"
+    "Measure the distortion of a quantizer on N unit vectors x against the bounds of\n"
+    "the TurboQuant paper (arXiv 2504.19874, Theorems 1-3):\n"
+    "  d_mse          mean ||x - decode(encode(x))||^2\n"
+    "  d_prod         mean (<y,x> - est)^2, est = tq_score(inner product) of a prepared\n"
+    "                 query y against the code of x; y are N independent uniform unit vectors\n"
+    "  ip_bias        mean (est - <y,x>), with ip_bias_stderr = sd/sqrt(N)\n"
+    "  bits_per_value stored bits per coordinate, every per-vector factor included\n"
+    "  bounds         mse: 4^-b <= d_mse <= (sqrt(3)*pi/2)*4^-b (Theorems 1, 3)\n"
+    "                 prod, qjl: (1/d)*4^-b <= d_prod <= (sqrt(3)*pi^2/d)*4^-b (Theorems 2, 3)\n"
+    "                 uniform: none\n"
+    "  d_mse_predicted  the Lloyd-Max prediction of the MSE stage alone (bits b, or b-1 for prod;\n"
+    "                 prod's decode adds the QJL stage's variance, so its d_mse is larger)\n"
+    "  d_prod_predicted (pi/2 - 1/d) * D_mse(b-1) / d for a dense QJL projection (D_mse(0) = 1);\n"
+    "                 (1/(d E|u_1|^2) - 1) * D_mse(b-1) / d (about pi/2 - 1) for the structured one\n"
+    "\n"
+    "options:\n"
+    "  --dim D              dimension (taken from the file with --data; an error if they disagree)\n"
+    "  --bits LIST          comma-separated bits per coordinate, 1..8 (default 1,2,3,4)\n"
+    "  --variant V          mse | prod | qjl | uniform (default mse); qjl takes --bits 1 only\n"
+    "  --rotation R         none | dense | hadamard (default hadamard)\n"
+    "  --rounds R           Hadamard rounds, 1..8 (default: the library's, 2)\n"
+    "  --qjl K              dense | structured: the QJL projection of prod/qjl (default dense)\n"
+    "  --norm M             plain | unit | unbiased: the scale mse stores (default plain)\n"
+    "  --uniform M          symmetric | asymmetric (uniform only; default symmetric)\n"
+    "  --scope S            vector | channel | group (uniform only; default vector;\n"
+    "                       channel is calibrated on the same rows it then encodes)\n"
+    "  --group N            channels per group for --scope group\n"
+    "  --outliers K         split off K outlier channels (fractional bits); with --data the K\n"
+    "                       channels of largest mean square, otherwise channels 0..K-1\n"
+    "  --outlier-bits B     bits of the outlier channels (default: bits + 1)\n"
+    "  --n N                number of vectors (default 10000; with --data, the first N usable rows)\n"
+    "  --seed S             seed of the quantizer and of the random vectors (default 0)\n"
+    "  --data FILE          use the rows of FILE (.fvecs or .npy float32), normalized;\n"
+    "                       rows of zero norm are skipped. The queries y stay random.\n"
+    "  --json               print one JSON object on stdout instead of a table\n"
+    "\n"
+    "JSON: {\"dim\",\"n\",\"variant\",\"rotation\",\"rounds\",\"qjl\",\"norm\",\"seed\",\"data\",\"results\":[{\"bits\",\n"
+    "\"d_mse\",\"d_prod\",\"ip_bias\",\"ip_bias_stderr\",\"bits_per_value\",\"upper_bound\",\"lower_bound\",\n"
+    "\"bound_metric\",\"within_bounds\",\"d_mse_predicted\",\"d_prod_predicted\",\"code_size\"}, ...]}.\n"
+    "Values that do not apply are null.\n";
+
+typedef struct dist_result {
+    uint32_t bits;
+    double d_mse, d_prod, ip_bias, ip_bias_stderr, bpv;
+    double upper, lower;         /* NAN when none */
+    double d_mse_pred, d_prod_pred; /* NAN when none */
+    const char *bound_metric;    /* NULL for uniform */
+    int within;                  /* -1: no bounds */
+    size_t code_size;
+} dist_result;
+
+static int run_one_distortion(const options *o, const float *x, const float *y, size_t n, uint32_t dim,
+                              uint32_t bits, const uint32_t *outlier_channels, dist_result *r) {
+    tq_quantizer *q = NULL;
+    tq_query *pq = NULL;
+    uint8_t *codes = NULL;
+    float *dec = NULL;
+    int rc = 1;
+    tq_status s;
+
+    if (create_quantizer(o, dim, bits, outlier_channels, &q) != 0) return 1;
+    size_t cs = tq_quantizer_code_size(q);
+    codes = alloc_codes(n, cs, "codes");
+    dec = alloc_floats(n, dim, "decoded vectors");
+    if (!codes || !dec) goto done;
+    if (o->variant == TQ_VARIANT_UNIFORM && o->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
+        s = tq_quantizer_calibrate(q, x, n);
+        if (s != TQ_OK) {
+            lib_error(s, "calibration failed");
+            goto done;
+        }
+    }
+    s = tq_encode(q, x, n, codes);
+    if (s != TQ_OK) {
+        lib_error(s, "encode failed");
+        goto done;
+    }
+    s = tq_decode(q, codes, n, dec);
+    if (s != TQ_OK) {
+        lib_error(s, "decode failed");
+        goto done;
+    }
+    s = tq_query_create(q, &pq);
+    if (s != TQ_OK) {
+        lib_error(s, "cannot prepare a query");
+        goto done;
+    }
+
+    double sum_mse = 0.0, sum_err = 0.0, sum_err2 = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * dim, *di = dec + i * dim, *yi = y + i * dim;
+        double e = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            double t = (double)xi[j] - (double)di[j];
+            e += t * t;
+        }
+        sum_mse += e;
+        s = tq_query_set(pq, yi);
+        if (s != TQ_OK) {
+            lib_error(s, "cannot set a query");
+            goto done;
+        }
+        float est;
+        s = tq_score(q, pq, TQ_METRIC_IP, codes + i * cs, 1, &est);
+        if (s != TQ_OK) {
+            lib_error(s, "scoring failed");
+            goto done;
+        }
+        double err = (double)est - dot_d(yi, xi, dim);
+        sum_err += err;
+        sum_err2 += err * err;
+    }
+    r->bits = bits;
+    r->code_size = cs;
+    r->bpv = tq_quantizer_bits_per_value(q);
+    r->d_mse = sum_mse / (double)n;
+    r->d_prod = sum_err2 / (double)n;
+    r->ip_bias = sum_err / (double)n;
+    double var = (sum_err2 - (double)n * r->ip_bias * r->ip_bias) / (double)(n - 1);
+    r->ip_bias_stderr = sqrt(var > 0 ? var : 0) / sqrt((double)n);
+
+    double p4 = pow(4.0, -(double)bits);
+    r->upper = r->lower = NAN;
+    r->bound_metric = NULL;
+    if (o->variant == TQ_VARIANT_MSE) {
+        r->upper = sqrt(3.0) * M_PI / 2.0 * p4;
+        r->lower = p4;
+        r->bound_metric = "d_mse";
+    } else if (o->variant == TQ_VARIANT_PROD || o->variant == TQ_VARIANT_QJL) {
+        r->upper = sqrt(3.0) * M_PI * M_PI / (double)dim * p4;
+        r->lower = p4 / (double)dim;
+        r->bound_metric = "d_prod";
+    }
+    r->within = -1;
+    if (r->bound_metric) {
+        double m = (o->variant == TQ_VARIANT_MSE) ? r->d_mse : r->d_prod;
+        r->within = (m >= r->lower && m <= r->upper);
+    }
+
+    /* Predictions: only for the paper's setting (no outlier split). */
+    r->d_mse_pred = r->d_prod_pred = NAN;
+    if (o->outliers == 0) {
+        uint32_t mb = 0;
+        if (o->variant == TQ_VARIANT_MSE) mb = bits;
+        if (o->variant == TQ_VARIANT_PROD) mb = bits - 1;
+        double mse_unit = 1.0; /* no MSE stage: the residual is x itself */
+        if (mb >= 1) {
+            float cents[256];
+            s = tq_codebook_get(dim, mb, cents, &mse_unit);
+            if (s != TQ_OK) mse_unit = NAN;
+            if (o->variant == TQ_VARIANT_MSE || o->variant == TQ_VARIANT_PROD) r->d_mse_pred = mse_unit;
+        }
+        if (o->variant == TQ_VARIANT_PROD || o->variant == TQ_VARIANT_QJL) {
+            if (o->qjl == TQ_QJL_DENSE) {
+                r->d_prod_pred = (M_PI / 2.0 - 1.0 / (double)dim) * mse_unit / (double)dim;
+            } else {
+                /* orthogonal sketch rows: (1/(d E|u_1|^2) - 1) D_mse(b-1) / d, E|u_1| for u uniform on S^{d-1} */
+                double abs_mean = exp(lgamma(dim / 2.0) - lgamma((dim + 1) / 2.0)) / sqrt(M_PI);
+                r->d_prod_pred = (1.0 / (dim * abs_mean * abs_mean) - 1.0) * mse_unit / (double)dim;
+            }
+        }
+    }
+    rc = 0;
+done:
+    tq_query_free(pq);
+    tq_quantizer_free(q);
+    free(codes);
+    free(dec);
+    return rc;
+}
+
+static void print_distortion_json(const options *o, uint32_t dim, size_t n, const dist_result *res,
+                                  size_t nres) {
+    FILE *f = stdout;
+    fprintf(f, "{\"dim\":%u,\"n\":%zu,\"variant\":", (unsigned)dim, n);
+    json_str(f, name_of(VARIANTS, o->variant));
+    fputs(",\"rotation\":", f);
+    json_str(f, name_of(ROTATIONS, o->rotation));
+    fputs(",\"rounds\":", f);
+    if (o->rotation == TQ_ROTATION_HADAMARD)
+        fprintf(f, "%u", (unsigned)(o->rounds ? o->rounds : 2));
+    else
+        fputs("null", f);
+    fputs(",\"qjl\":", f);
+    if (o->variant == TQ_VARIANT_PROD || o->variant == TQ_VARIANT_QJL)
+        json_str(f, name_of(QJLS, o->qjl));
+    else
+        fputs("null", f);
+    fputs(",\"norm\":", f);
+    json_str(f, name_of(NORMS, o->norm));
+    fprintf(f, ",\"seed\":%llu,\"data\":", (unsigned long long)o->seed);
+    json_str(f, o->data);
+    if (o->variant == TQ_VARIANT_UNIFORM) {
+        fputs(",\"uniform\":", f);
+        json_str(f, name_of(UNIFORM_MODES, o->uniform_mode));
+        fputs(",\"scope\":", f);
+        json_str(f, name_of(UNIFORM_SCOPES, o->uniform_scope));
+        if (o->uniform_scope == TQ_UNIFORM_GROUP) fprintf(f, ",\"group\":%u", (unsigned)o->group_size);
+    }
+    if (o->outliers) fprintf(f, ",\"outliers\":%u", (unsigned)o->outliers);
+    fputs(",\"results\":[", f);
+    for (size_t i = 0; i < nres; i++) {
+        const dist_result *r = &res[i];
+        fprintf(f, "%s{\"bits\":%u,\"d_mse\":", i ? "," : "", (unsigned)r->bits);
+        json_num(f, r->d_mse);
+        fputs(",\"d_prod\":", f);
+        json_num(f, r->d_prod);
+        fputs(",\"ip_bias\":", f);
+        json_num(f, r->ip_bias);
+        fputs(",\"ip_bias_stderr\":", f);
+        json_num(f, r->ip_bias_stderr);
+        fputs(",\"bits_per_value\":", f);
+        json_num(f, r->bpv);
+        fputs(",\"upper_bound\":", f);
+        json_num(f, r->upper);
+        fputs(",\"lower_bound\":", f);
+        json_num(f, r->lower);
+        fputs(",\"bound_metric\":", f);
+        json_str(f, r->bound_metric);
+        fputs(",\"within_bounds\":", f);
+        fputs(r->within < 0 ? "null" : r->within ? "true" : "false", f);
+        fputs(",\"d_mse_predicted\":", f);
+        json_num(f, r->d_mse_pred);
+        fputs(",\"d_prod_predicted\":", f);
+        json_num(f, r->d_prod_pred);
+        if (o->outliers) fprintf(f, ",\"outlier_bits\":%u", (unsigned)(o->outlier_bits ? o->outlier_bits : r->bits + 1));
+        fprintf(f, ",\"code_size\":%zu}", r->code_size);
+    }
+    fputs("]}\n", f);
+}
+
+static void fmt_num(char *buf, size_t cap, double v) {
+    if (isfinite(v))
+        snprintf(buf, cap, "%.4g", v);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static void print_distortion_table(const options *o, uint32_t dim, size_t n, const dist_result *res,
+                                   size_t nres) {
+    printf("tq bench distortion: dim %u, n %zu, variant %s, rotation %s", (unsigned)dim, n,
+           name_of(VARIANTS, o->variant), name_of(ROTATIONS, o->rotation));
+    if (o->rotation == TQ_ROTATION_HADAMARD) printf(" (%u rounds)", (unsigned)(o->rounds ? o->rounds : 2));
+    if (o->variant == TQ_VARIANT_PROD || o->variant == TQ_VARIANT_QJL) printf(", qjl %s", name_of(QJLS, o->qjl));
+    if (o->variant == TQ_VARIANT_MSE) printf(", norm %s", name_of(NORMS, o->norm));
+    if (o->variant == TQ_VARIANT_UNIFORM)
+        printf(", uniform %s per %s", name_of(UNIFORM_MODES, o->uniform_mode), name_of(UNIFORM_SCOPES, o->uniform_scope));
+    if (o->outliers) printf(", %u outlier channels", (unsigned)o->outliers);
+    printf(", seed %llu\n  vectors: %s\n", (unsigned long long)o->seed,
+           o->data ? o->data : "random unit vectors (uniform on the sphere)");
+    printf("%4s %9s %10s %10s %10s %10s %10s %10s %10s %10s %7s\n", "bits", "bits/val", "d_mse", "mse_pred",
+           "d_prod", "prod_pred", "ip_bias", "bias_se", "lower", "upper", "within");
+    for (size_t i = 0; i < nres; i++) {
+        const dist_result *r = &res[i];
+        char c[9][32];
+        fmt_num(c[0], 32, r->d_mse);
+        fmt_num(c[1], 32, r->d_mse_pred);
+        fmt_num(c[2], 32, r->d_prod);
+        fmt_num(c[3], 32, r->d_prod_pred);
+        snprintf(c[4], 32, "%+.2e", r->ip_bias);
+        snprintf(c[5], 32, "%.2e", r->ip_bias_stderr);
+        fmt_num(c[6], 32, r->lower);
+        fmt_num(c[7], 32, r->upper);
+        snprintf(c[8], 32, "%s", r->within < 0 ? "-" : r->within ? "yes" : "NO");
+        printf("%4u %9.4f %10s %10s %10s %10s %10s %10s %10s %10s %7s\n", (unsigned)r->bits, r->bpv, c[0], c[1],
+               c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+    }
+    printf("  d_mse: mean ||x - x~||^2; mse_pred: the Lloyd-Max prediction for the MSE stage%s\n"
+           "  d_prod: mean (<y,x> - est)^2 over random unit queries y; prod_pred: theory for the QJL projection\n"
+           "  ip_bias: mean (est - <y,x>), bias_se its standard error; bits/val counts every stored factor\n"
+           "  lower, upper: the paper's bounds on %s; within: inside them\n",
+           o->variant == TQ_VARIANT_PROD ? " alone (b-1 bits)" : "",
+           o->variant == TQ_VARIANT_MSE ? "d_mse" : (o->variant == TQ_VARIANT_UNIFORM ? "nothing (uniform has none)" : "d_prod"));
+}
+
+static int cmd_distortion(int argc, char **argv, int first) {
+    static const uint32_t default_bits[] = {1, 2, 3, 4};
+    options o;
+    options_init(&o, default_bits, 4);
+    if (parse_options(CMD_DISTORTION, argc, argv, first, &o) != 0) goto usage;
+    if (o.help) {
+        fputs(DISTORTION_HELP, stdout);
+        return 0;
+    }
+    if (!o.dim_set && !o.data) {
+        msg_error("--dim D is required (or --data FILE)");
+        goto usage;
+    }
+    if (check_common(&o) != 0) goto usage;
+
+    float *x = NULL, *y = NULL;
+    uint32_t *outlier_channels = NULL;
+    dist_result res[MAX_BITS_LIST];
+    int rc = 1;
+    size_t n = (size_t)o.n;
+    uint32_t dim = o.dim;
+
+    if (o.data) {
+        size_t rows = 0, fdim = 0;
+        float *raw = NULL;
+        /* Read only the rows needed; read everything if zero rows leave too few. */
+        if (load_vectors(o.data, n, &raw, &rows, &fdim) != 0) return 1;
+        if (rows == n) {
+            size_t zero = 0;
+            for (size_t i = 0; i < rows; i++) zero += norm_of(raw + i * fdim, fdim) == 0.0;
+            if (zero) {
+                tq_free(raw);
+                raw = NULL;
+                if (load_vectors(o.data, 0, &raw, &rows, &fdim) != 0) return 1;
+            }
+        }
+        if (fdim > TQ_MAX_DIM) {
+            msg_error("'%s' has dimension %zu, more than tq's maximum %u", o.data, fdim, (unsigned)TQ_MAX_DIM);
+            tq_free(raw);
+            return 1;
+        }
+        if (o.dim_set && fdim != o.dim) {
+            msg_error("--dim %u disagrees with '%s', whose rows have dimension %zu", (unsigned)o.dim, o.data, fdim);
+            tq_free(raw);
+            return EXIT_USAGE;
+        }
+        dim = (uint32_t)fdim;
+        size_t want = rows < n ? rows : n;
+        x = alloc_floats(want, dim, "data rows");
+        if (!x) {
+            tq_free(raw);
+            return 1;
+        }
+        size_t used = 0, skipped = 0;
+        for (size_t i = 0; i < rows && used < want; i++) {
+            const float *ri = raw + i * fdim;
+            double nr = norm_of(ri, fdim);
+            if (nr == 0.0) {
+                skipped++;
+                continue;
+            }
+            if (!isfinite(nr)) {
+                msg_error("'%s' row %zu holds a NaN or Inf", o.data, i);
+                tq_free(raw);
+                free(x);
+                return 1;
+            }
+            for (size_t j = 0; j < fdim; j++) x[used * dim + j] = (float)((double)ri[j] / nr);
+            used++;
+        }
+        tq_free(raw);
+        if (used < 2) {
+            msg_error("'%s' has fewer than 2 rows of non-zero norm", o.data);
+            free(x);
+            return 1;
+        }
+        if (!o.quiet && (skipped || used < want))
+            fprintf(stderr, "tq: using %zu rows of '%s' (%zu zero rows skipped)\n", used, o.data, skipped);
+        n = used;
+    } else {
+        x = alloc_floats(n, dim, "random vectors");
+        if (!x) return 1;
+        fill_unit_rows(x, n, dim, o.seed, 1);
+    }
+    y = alloc_floats(n, dim, "random queries");
+    if (!y) goto done;
+    fill_unit_rows(y, n, dim, o.seed, 2);
+
+    if (o.outliers) {
+        if (o.outliers >= dim) {
+            msg_error("--outliers %u must be less than the dimension %u", (unsigned)o.outliers, (unsigned)dim);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        if (o.data) {
+            outlier_channels = malloc(o.outliers * sizeof *outlier_channels);
+            if (!outlier_channels) {
+                msg_error("out of memory");
+                goto done;
+            }
+            tq_status s = tq_select_outliers(x, n, dim, o.outliers, outlier_channels);
+            if (s != TQ_OK) {
+                lib_error(s, "cannot select outlier channels");
+                goto done;
+            }
+        }
+    }
+
+    for (size_t i = 0; i < o.nbits; i++)
+        if (run_one_distortion(&o, x, y, n, dim, o.bits[i], outlier_channels, &res[i]) != 0) goto done;
+
+    if (o.json)
+        print_distortion_json(&o, dim, n, res, o.nbits);
+    else
+        print_distortion_table(&o, dim, n, res, o.nbits);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    free(x);
+    free(y);
+    free(outlier_channels);
+    return rc;
+usage:
+    if (!o.help) fputs("tq: see 'tq bench distortion --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tq bench recall                                                           */
+
+static const char RECALL_HELP[] =
+    "usage: tq bench recall --base FILE --queries FILE [options]\n"
+    "\n"
+    "Search a base set scored straight from its codes and compare with exact search.\n"
+    "The exact top-1 of each query is found by brute force in float; the base is then\n"
+    "encoded, and every query is prepared once (tq_query_set) and scored against all\n"
+    "codes (tq_score). Reported per bit width:\n"
+    "  recall_at_1     fraction of queries whose top-1 from codes is the true top-1\n"
+    "  recall_1_at_k   fraction whose true top-1 is among the top-k from codes\n"
+    "  (a candidate whose exact score equals the true best score counts as the true\n"
+    "  top-1, so exact duplicates in the base do not count as misses)\n"
+    "  encode_s, score_s  wall time to encode the base, and to prepare and score all queries\n"
+    "  bits_per_value  stored bits per coordinate, every per-vector factor included\n"
+    "\n"
+    "options:\n"
+    "  --base FILE      base vectors (.fvecs or .npy float32)\n"
+    "  --queries FILE   query vectors (.fvecs or .npy float32), same dimension\n"
+    "  --nq N           use the first N queries (default 1000)\n"
+    "  --bits LIST      comma-separated bits per coordinate (default 2,4)\n"
+    "  --variant V      mse | prod | qjl | uniform (default mse)\n"
+    "  --rotation R     none | dense | hadamard (default hadamard)\n"
+    "  --rounds R       Hadamard rounds (default: the library's, 2)\n"
+    "  --qjl K          dense | structured (prod/qjl; default dense)\n"
+    "  --norm M         plain | unit | unbiased (mse; default plain)\n"
+    "  --uniform M, --scope S, --group N   uniform baseline settings (see distortion --help)\n"
+    "  --outliers K, --outlier-bits B      outlier split; channels picked from the base\n"
+    "  --metric M       ip | l2 (default ip)\n"
+    "  --normalize      scale base and query rows to unit norm first (zero rows stay zero)\n"
+    "  --k K            the k of recall 1@k (default 10)\n"
+    "  --seed S         seed of the quantizer (default 0)\n"
+    "  --quiet          no progress on stderr\n"
+    "  --json           print one JSON object on stdout instead of a table\n"
+    "\n"
+    "JSON: {\"base\",\"queries\",\"n_base\",\"nq\",\"dim\",\"metric\",\"normalize\",\"k\",\"variant\",\"rotation\",\n"
+    "\"rounds\",\"qjl\",\"norm\",\"seed\",\"exact_s\",\"results\":[{\"bits\",\"bits_per_value\",\"code_size\",\n"
+    "\"recall_at_1\",\"recall_1_at_k\",\"encode_s\",\"score_s\"}, ...]}\n";
+
+typedef struct recall_result {
+    uint32_t bits;
+    double bpv, r1, r1k, encode_s, score_s;
+    size_t code_size;
+} recall_result;
+
+typedef struct progress {
+    int on, tty;
+    const char *what;
+    size_t total, last;
+} progress;
+
+static void progress_start(progress *p, int on, const char *what, size_t total) {
+    p->on = on;
+    p->tty = stderr_is_tty();
+    p->what = what;
+    p->total = total;
+    p->last = 0;
+    if (p->on && !p->tty) fprintf(stderr, "tq: %s (%zu)...\n", what, total);
+}
+
+static void progress_step(progress *p, size_t done) {
+    if (!p->on || !p->tty) return;
+    size_t step = p->total / 100 ? p->total / 100 : 1;
+    if (done == p->total || done - p->last >= step) {
+        fprintf(stderr, "\rtq: %s: %zu/%zu", p->what, done, p->total);
+        p->last = done;
+    }
+}
+
+static void progress_end(progress *p) {
+    if (p->on && p->tty) fputc('\n', stderr);
+}
+
+/* Is a better than b under the metric? */
+static int better(int metric, float a, float b) { return metric == TQ_METRIC_IP ? a > b : a < b; }
+
+static float exact_score(int metric, const float *q, const float *x, size_t dim) {
+    return metric == TQ_METRIC_IP ? dot_f(q, x, dim) : l2_f(q, x, dim);
+}
+
+static int run_one_recall(const options *o, const float *base, size_t nb, const float *qs, size_t nq, uint32_t dim,
+                          uint32_t bits, const uint32_t *outlier_channels, const size_t *true_idx,
+                          const float *true_score, recall_result *r) {
+    tq_quantizer *q = NULL;
+    tq_query *pq = NULL;
+    uint8_t *codes = NULL;
+    float *scores = NULL;
+    size_t k = (size_t)o->k < nb ? (size_t)o->k : nb;
+    size_t *top = NULL;
+    int rc = 1;
+    tq_status s;
+
+    if (create_quantizer(o, dim, bits, outlier_channels, &q) != 0) return 1;
+    size_t cs = tq_quantizer_code_size(q);
+    codes = alloc_codes(nb, cs, "codes");
+    scores = alloc_floats(nb, 1, "scores");
+    top = malloc(k * sizeof *top);
+    if (!codes || !scores || !top) goto done;
+
+    double t0 = now_s();
+    if (o->variant == TQ_VARIANT_UNIFORM && o->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
+        s = tq_quantizer_calibrate(q, base, nb);
+        if (s != TQ_OK) {
+            lib_error(s, "calibration failed");
+            goto done;
+        }
+    }
+    s = tq_encode(q, base, nb, codes);
+    if (s != TQ_OK) {
+        lib_error(s, "encode failed");
+        goto done;
+    }
+    double t1 = now_s();
+    s = tq_query_create(q, &pq);
+    if (s != TQ_OK) {
+        lib_error(s, "cannot prepare a query");
+        goto done;
+    }
+
+    char what[64];
+    snprintf(what, sizeof what, "%u bits: scoring queries", (unsigned)bits);
+    progress pr;
+    progress_start(&pr, !o->quiet, what, nq);
+    size_t hit1 = 0, hitk = 0;
+    double score_time = 0.0;
+    for (size_t i = 0; i < nq; i++) {
+        const float *qi = qs + i * dim;
+        double ts = now_s();
+        s = tq_query_set(pq, qi);
+        if (s == TQ_OK) s = tq_score(q, pq, (tq_metric)o->metric, codes, nb, scores);
+        score_time += now_s() - ts;
+        if (s != TQ_OK) {
+            progress_end(&pr);
+            lib_error(s, "scoring failed");
+            goto done;
+        }
+        /* top-k by insertion into a sorted list (k is small) */
+        size_t have = 0;
+        for (size_t j = 0; j < nb; j++) {
+            float v = scores[j];
+            if (have == k && !better(o->metric, v, scores[top[k - 1]])) continue;
+            size_t pos = have < k ? have++ : k - 1;
+            while (pos > 0 && better(o->metric, v, scores[top[pos - 1]])) {
+                top[pos] = top[pos - 1];
+                pos--;
+            }
+            top[pos] = j;
+        }
+        for (size_t t = 0; t < have; t++) {
+            size_t j = top[t];
+            int same = (j == true_idx[i]) || exact_score(o->metric, qi, base + j * dim, dim) == true_score[i];
+            if (same) {
+                if (t == 0) hit1++;
+                hitk++;
+                break;
+            }
+        }
+        progress_step(&pr, i + 1);
+    }
+    progress_end(&pr);
+
+    r->bits = bits;
+    r->code_size = cs;
+    r->bpv = tq_quantizer_bits_per_value(q);
+    r->r1 = (double)hit1 / (double)nq;
+    r->r1k = (double)hitk / (double)nq;
+    r->encode_s = t1 - t0;
+    r->score_s = score_time;
+    rc = 0;
+done:
+    tq_query_free(pq);
+    tq_quantizer_free(q);
+    free(codes);
+    free(scores);
+    free(top);
+    return rc;
+}
+
+static int cmd_recall(int argc, char **argv, int first) {
+    static const uint32_t default_bits[] = {2, 4};
+    options o;
+    options_init(&o, default_bits, 2);
+    if (parse_options(CMD_RECALL, argc, argv, first, &o) != 0) goto usage;
+    if (o.help) {
+        fputs(RECALL_HELP, stdout);
+        return 0;
+    }
+    if (!o.base || !o.queries) {
+        msg_error("--base FILE and --queries FILE are required");
+        goto usage;
+    }
+    if (check_common(&o) != 0) goto usage;
+
+    float *base = NULL, *qs = NULL, *true_score = NULL;
+    size_t *true_idx = NULL;
+    uint32_t *outlier_channels = NULL;
+    size_t nb = 0, bdim = 0, nq = 0, qdim = 0;
+    recall_result res[MAX_BITS_LIST];
+    int rc = 1;
+
+    if (load_vectors(o.base, 0, &base, &nb, &bdim) != 0) return 1;
+    if (load_vectors(o.queries, (size_t)o.nq, &qs, &nq, &qdim) != 0) goto done;
+    if (bdim != qdim) {
+        msg_error("base '%s' has dimension %zu but queries '%s' have %zu", o.base, bdim, o.queries, qdim);
+        goto done;
+    }
+    if (bdim > TQ_MAX_DIM) {
+        msg_error("dimension %zu is more than tq's maximum %u", bdim, (unsigned)TQ_MAX_DIM);
+        goto done;
+    }
+    uint32_t dim = (uint32_t)bdim;
+    if (o.normalize) {
+        normalize_rows(base, nb, bdim);
+        normalize_rows(qs, nq, bdim);
+    }
+    if (o.outliers) {
+        if (o.outliers >= dim) {
+            msg_error("--outliers %u must be less than the dimension %u", (unsigned)o.outliers, (unsigned)dim);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        outlier_channels = malloc(o.outliers * sizeof *outlier_channels);
+        if (!outlier_channels) {
+            msg_error("out of memory");
+            goto done;
+        }
+        tq_status s = tq_select_outliers(base, nb, dim, o.outliers, outlier_channels);
+        if (s != TQ_OK) {
+            lib_error(s, "cannot select outlier channels");
+            goto done;
+        }
+    }
+
+    /* Exact top-1 by brute force. */
+    true_idx = malloc(nq * sizeof *true_idx);
+    true_score = alloc_floats(nq, 1, "exact scores");
+    if (!true_idx || !true_score) {
+        msg_error("out of memory");
+        goto done;
+    }
+    progress pr;
+    progress_start(&pr, !o.quiet, "exact search", nq);
+    double t0 = now_s();
+    for (size_t i = 0; i < nq; i++) {
+        const float *qi = qs + i * bdim;
+        size_t best = 0;
+        float bs = exact_score(o.metric, qi, base, bdim);
+        for (size_t j = 1; j < nb; j++) {
+            float v = exact_score(o.metric, qi, base + j * bdim, bdim);
+            if (better(o.metric, v, bs)) {
+                bs = v;
+                best = j;
+            }
+        }
+        true_idx[i] = best;
+        true_score[i] = bs;
+        progress_step(&pr, i + 1);
+    }
+    progress_end(&pr);
+    double exact_s = now_s() - t0;
+
+    for (size_t b = 0; b < o.nbits; b++)
+        if (run_one_recall(&o, base, nb, qs, nq, dim, o.bits[b], outlier_channels, true_idx, true_score, &res[b]) !=
+            0)
+            goto done;
+
+    if (o.json) {
+        FILE *f = stdout;
+        fputs("{\"base\":", f);
+        json_str(f, o.base);
+        fputs(",\"queries\":", f);
+        json_str(f, o.queries);
+        fprintf(f, ",\"n_base\":%zu,\"nq\":%zu,\"dim\":%u,\"metric\":", nb, nq, (unsigned)dim);
+        json_str(f, name_of(METRICS, o.metric));
+        fprintf(f, ",\"normalize\":%s,\"k\":%zu,\"variant\":", o.normalize ? "true" : "false",
+                (size_t)(o.k < nb ? o.k : nb));
+        json_str(f, name_of(VARIANTS, o.variant));
+        fputs(",\"rotation\":", f);
+        json_str(f, name_of(ROTATIONS, o.rotation));
+        fputs(",\"rounds\":", f);
+        if (o.rotation == TQ_ROTATION_HADAMARD)
+            fprintf(f, "%u", (unsigned)(o.rounds ? o.rounds : 2));
+        else
+            fputs("null", f);
+        fputs(",\"qjl\":", f);
+        if (o.variant == TQ_VARIANT_PROD || o.variant == TQ_VARIANT_QJL)
+            json_str(f, name_of(QJLS, o.qjl));
+        else
+            fputs("null", f);
+        fputs(",\"norm\":", f);
+        json_str(f, name_of(NORMS, o.norm));
+        fprintf(f, ",\"seed\":%llu,\"exact_s\":", (unsigned long long)o.seed);
+        json_num(f, exact_s);
+        if (o.outliers) fprintf(f, ",\"outliers\":%u", (unsigned)o.outliers);
+        fputs(",\"results\":[", f);
+        for (size_t b = 0; b < o.nbits; b++) {
+            const recall_result *r = &res[b];
+            fprintf(f, "%s{\"bits\":%u,\"bits_per_value\":", b ? "," : "", (unsigned)r->bits);
+            json_num(f, r->bpv);
+            fprintf(f, ",\"code_size\":%zu,\"recall_at_1\":", r->code_size);
+            json_num(f, r->r1);
+            fputs(",\"recall_1_at_k\":", f);
+            json_num(f, r->r1k);
+            fputs(",\"encode_s\":", f);
+            json_num(f, r->encode_s);
+            fputs(",\"score_s\":", f);
+            json_num(f, r->score_s);
+            fputc('}', f);
+        }
+        fputs("]}\n", f);
+    } else {
+        size_t k = (size_t)(o.k < nb ? o.k : nb);
+        printf("tq bench recall: %zu base x %zu queries, dim %u, metric %s%s, variant %s, rotation %s", nb, nq,
+               (unsigned)dim, name_of(METRICS, o.metric), o.normalize ? " (rows normalized)" : "",
+               name_of(VARIANTS, o.variant), name_of(ROTATIONS, o.rotation));
+        if (o.variant == TQ_VARIANT_MSE) printf(", norm %s", name_of(NORMS, o.norm));
+        if (o.variant == TQ_VARIANT_PROD || o.variant == TQ_VARIANT_QJL) printf(", qjl %s", name_of(QJLS, o.qjl));
+        printf(", seed %llu\n", (unsigned long long)o.seed);
+        char r1k_name[32];
+        snprintf(r1k_name, sizeof r1k_name, "R1@%zu", k);
+        printf("%4s %9s %6s %8s %8s %10s %12s\n", "bits", "bits/val", "bytes", "R@1", r1k_name, "encode_s",
+               "ms/query");
+        for (size_t b = 0; b < o.nbits; b++) {
+            const recall_result *r = &res[b];
+            printf("%4u %9.4f %6zu %8.4f %8.4f %10.3f %12.3f\n", (unsigned)r->bits, r->bpv, r->code_size, r->r1,
+                   r->r1k, r->encode_s, 1e3 * r->score_s / (double)nq);
+        }
+        printf("  R@1: share of queries whose top-1 from codes is the true top-1; %s: share whose true top-1 is\n"
+               "  in the top-%zu from codes; bytes: code size per vector; ms/query: prepare + score all %zu codes\n"
+               "  (the exact float search took %.2f s)\n",
+               r1k_name, k, nb, exact_s);
+    }
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    tq_free(base);
+    tq_free(qs);
+    free(true_idx);
+    free(true_score);
+    free(outlier_channels);
+    return rc;
+usage:
+    fputs("tq: see 'tq bench recall --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* main                                                                      */
+
+static const char MAIN_HELP[] =
+    "usage: tq <command> [options]\n"
+    "\n"
+    "tq: TurboQuant vector quantization (arXiv 2504.19874).\n"
+    "\n"
+    "commands:\n"
+    "  bench distortion   distortion of a quantizer against the paper's bounds\n"
+    "  bench recall       top-1 recall of search scored straight from codes\n"
+    "  info               version and how the library was built\n"
+    "\n"
+    "Run 'tq bench distortion --help' or 'tq bench recall --help' for their options.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        msg_error("no command given");
+        fputs(MAIN_HELP, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(MAIN_HELP, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("%s\n", tq_version_string());
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0) {
+        if (argc > 2) {
+            msg_error("'tq info' takes no arguments");
+            return EXIT_USAGE;
+        }
+        printf("%s\n%s\n", tq_version_string(), tq_build_info());
+        return 0;
+    }
+    if (strcmp(cmd, "bench") == 0) {
+        if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
+            fputs("usage: tq bench distortion|recall [options]   (--help after either for its options)\n",
+                  argc < 3 ? stderr : stdout);
+            return argc < 3 ? EXIT_USAGE : 0;
+        }
+        if (strcmp(argv[2], "distortion") == 0) return cmd_distortion(argc, argv, 3);
+        if (strcmp(argv[2], "recall") == 0) return cmd_recall(argc, argv, 3);
+        msg_error("unknown bench '%s' (expected distortion or recall)", argv[2]);
+        return EXIT_USAGE;
+    }
+    msg_error("unknown command '%s' (try 'tq --help')", cmd);
+    return EXIT_USAGE;
+}
