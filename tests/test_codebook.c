@@ -333,7 +333,22 @@ static void test_errors(void) {
     CHECK_OK(tq_codebook_lookup(TQ_MAX_DIM, 8, &cb));
 }
 
+/* E|u_1| on S^{d-1}: exact small cases (d=1: 1, d=2: 2/pi, d=3: 1/2, d=5: 3/8) and the
+ * large-d expansion sqrt(2/(pi d)) (1 + 1/(4d) + 1/(32 d^2)). */
+static void test_sphere_abs_mean(void) {
+    CHECK_NEAR(tq_sphere_abs_mean(1), 1.0, 1e-15);
+    CHECK_NEAR(tq_sphere_abs_mean(2), 2.0 / TQ_PI, 1e-15);
+    CHECK_NEAR(tq_sphere_abs_mean(3), 0.5, 1e-15);
+    CHECK_NEAR(tq_sphere_abs_mean(5), 0.375, 1e-15);
+    const uint32_t ds[] = {1000, 65536};
+    for (int i = 0; i < 2; i++) {
+        double d = ds[i], want = sqrt(2.0 / (TQ_PI * d)) * (1.0 + 1.0 / (4 * d) + 1.0 / (32 * d * d));
+        CHECK(fabs(tq_sphere_abs_mean(ds[i]) / want - 1.0) < 1e-9, "E|u_1| at d=%u", ds[i]);
+    }
+}
+
 int main(void) {
+    test_sphere_abs_mean();
     test_errors();
     test_golden();
     test_known_values();

@@ -88,6 +88,11 @@ static double log_gamma_half_ratio(double a) {
     return acc + a * log1p(0.5 / a) + 0.5 * log(a) - 0.5 + (stirling_tail(a + 0.5) - stirling_tail(a));
 }
 
+double tq_sphere_abs_mean(uint32_t d) {
+    /* E|u_1| = Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2)) = exp(-log(Gamma(a+1/2)/Gamma(a))) / sqrt(pi), a = d/2 */
+    return exp(-log_gamma_half_ratio(0.5 * d)) / sqrt(TQ_PI);
+}
+
 /* The law of dimension parameter alpha = (d - 1) / 2 (real: the start uses a
  * fractional one). */
 typedef struct law {

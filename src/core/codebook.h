@@ -35,6 +35,13 @@ TQ_INTERNAL tq_status tq_codebook_lookup(uint32_t dim, uint32_t bits, const tq_c
 /** Compute (uncached) into *cb. */
 TQ_INTERNAL tq_status tq_codebook_compute(uint32_t dim, uint32_t bits, tq_codebook *cb);
 
+/**
+ * E|u_1| for u uniform on S^{d-1}, d >= 1: Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))
+ * (-> sqrt(2 / (pi d))). Accurate to ~1e-15 relative for every d; no lgamma
+ * (whose signgam global is not thread-safe).
+ */
+TQ_INTERNAL double tq_sphere_abs_mean(uint32_t d);
+
 /** Index of the nearest centroid to v (float32 decisions on cb->bounds). */
 static inline uint32_t tq_codebook_nearest(const tq_codebook *cb, float v) {
     /* binary search: number of bounds strictly below v */

@@ -148,11 +148,6 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* E|u_1| for u uniform on S^{d-1}: Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2)). */
-static double sphere_abs_mean(uint32_t d) {
-    return exp(lgamma(0.5 * d) - lgamma(0.5 * (d + 1.0))) / sqrt(TQ_PI);
-}
-
 static tq_status dense_alloc(float **m, uint32_t dim) {
     size_t count;
     TQ_RETURN_IF(!tq_mul_size(dim, dim, &count), TQ_ERR_SIZE, "dense matrix size overflows");
@@ -227,7 +222,7 @@ static tq_status part_build(tq_quantizer *q, uint32_t p, uint32_t dim, uint32_t 
         } else {
             TQ_FORWARD(tq_rotation_init(&pt->qjl_rot, TQ_ROTATION_HADAMARD, dim, cfg->rounds, cfg->seed,
                                         qjl_stream));
-            pt->qjl_scale = 1.0 / (dim * sphere_abs_mean(dim));
+            pt->qjl_scale = 1.0 / (dim * tq_sphere_abs_mean(dim));
         }
     }
 
