@@ -17,6 +17,12 @@
  * factors -> packed record. A query is rotated once (tq_query_set) and
  * scored straight against packed records (tq_score), never by decoding.
  *
+ * Threads: a tq_quantizer is read-only after tq_quantizer_create (only
+ * tq_quantizer_calibrate changes it), so tq_encode, tq_decode and tq_score may
+ * run on one quantizer from many threads at once; a tq_query belongs to one
+ * thread at a time. Codes do not depend on how a batch is split across calls
+ * or threads.
+ *
  * Zero vectors are accepted: they encode to a record whose factors are 0,
  * decode to the zero vector, and score 0 (inner product) or ||q||^2 (L2).
  * NaN or Inf anywhere in an input batch rejects the whole batch

@@ -12,6 +12,7 @@
  *    and every bad input.
  * Random unit vectors are fine here: they check the theory (DESIGN §6).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -621,6 +622,82 @@ static void test_golden(void) {
     CHECK(golden_hash(&g) == golden_hash(&g), "deterministic");
 }
 
+/* One quantizer shared by threads: each encodes its half and scores against
+ * all codes; the result is bit-identical to one thread doing everything. */
+typedef struct thread_job {
+    const tq_quantizer *q;
+    const float *x;
+    size_t n, first, count;
+    uint8_t *codes;
+    float *scores; /* n scores of query row `first` */
+    tq_status s;
+} thread_job;
+
+static void *thread_run(void *arg) {
+    thread_job *j = arg;
+    size_t cs = tq_quantizer_code_size(j->q), d = tq_quantizer_dim(j->q);
+    j->s = tq_encode(j->q, j->x + j->first * d, j->count, j->codes + j->first * cs);
+    return NULL;
+}
+
+static void *thread_score(void *arg) {
+    thread_job *j = arg;
+    tq_query *pq = NULL;
+    j->s = tq_query_create(j->q, &pq);
+    if (j->s == TQ_OK) j->s = tq_query_set(pq, j->x + j->first * tq_quantizer_dim(j->q));
+    if (j->s == TQ_OK) j->s = tq_score(j->q, pq, TQ_METRIC_IP, j->codes, j->n, j->scores);
+    tq_query_free(pq);
+    return NULL;
+}
+
+static void test_threads(void) {
+    const uint32_t d = 96;
+    const size_t n = 400;
+    tq_config cfg;
+    tq_config_init(&cfg, d, 3);
+    cfg.variant = TQ_VARIANT_PROD;
+    cfg.qjl = TQ_QJL_STRUCTURED;
+    tq_quantizer *q = NULL;
+    CHECK_OK(tq_quantizer_create(&cfg, &q));
+    if (!q) return;
+    size_t cs = tq_quantizer_code_size(q);
+    tq_rng r;
+    tq_rng_init(&r, 8, 8);
+    float *x = malloc(n * d * sizeof(float));
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)tq_rng_gauss(&r);
+    uint8_t *one = malloc(n * cs), *two = malloc(n * cs);
+    float *s_one = malloc(n * sizeof(float)), *s_a = malloc(n * sizeof(float)), *s_b = malloc(n * sizeof(float));
+    CHECK_OK(tq_encode(q, x, n, one));
+    thread_job a = {q, x, n, 0, n / 2 + 1, two, s_a, TQ_OK}, b = {q, x, n, n / 2 + 1, n - (n / 2 + 1), two, s_b, TQ_OK};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, thread_run, &a);
+    pthread_create(&tb, NULL, thread_run, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(a.s == TQ_OK && b.s == TQ_OK, "threaded encode");
+    CHECK(memcmp(one, two, n * cs) == 0, "codes from two threads equal codes from one");
+    /* concurrent scoring with two queries, checked against one thread */
+    a.first = 3;
+    b.first = 3;
+    pthread_create(&ta, NULL, thread_score, &a);
+    pthread_create(&tb, NULL, thread_score, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    thread_job c = a;
+    c.scores = s_one;
+    thread_score(&c);
+    CHECK(a.s == TQ_OK && b.s == TQ_OK && c.s == TQ_OK, "threaded score");
+    CHECK(memcmp(s_a, s_one, n * sizeof(float)) == 0 && memcmp(s_b, s_one, n * sizeof(float)) == 0,
+          "scores from concurrent threads are bit-identical");
+    free(x);
+    free(one);
+    free(two);
+    free(s_one);
+    free(s_a);
+    free(s_b);
+    tq_quantizer_free(q);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--print-golden") == 0) {
         for (size_t i = 0; i < sizeof golden_configs / sizeof golden_configs[0]; i++) {
@@ -636,6 +713,7 @@ int main(int argc, char **argv) {
     test_consistency_all();
     test_outlier_split();
     test_golden();
+    test_threads();
     test_prod_variance();
     test_unbiased();
     test_mse_distortion();
