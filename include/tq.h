@@ -177,7 +177,12 @@ typedef struct tq_query tq_query;
  */
 TQ_API TQ_NODISCARD tq_status tq_quantizer_create(const tq_config *cfg, tq_quantizer **out);
 TQ_API void tq_quantizer_free(tq_quantizer *q);
-/** Copy the config out; outlier_channels then points into q (valid while q lives). */
+/**
+ * Copy the config out; outlier_channels then points into q (valid while q
+ * lives). rounds 0 reads back as 2. After tq_quantizer_load, fields the
+ * quantizer never used (e.g. the seed of a dense-only quantizer, group_size of
+ * a non-uniform one) read back as 0: the file format is canonical.
+ */
 TQ_API tq_status tq_quantizer_get_config(const tq_quantizer *q, tq_config *out);
 TQ_API size_t tq_quantizer_dim(const tq_quantizer *q);
 /** Bytes of one encoded vector. */
