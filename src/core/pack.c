@@ -47,20 +47,34 @@ void tq_pack(const uint8_t *idx, uint32_t n, uint32_t bits, uint8_t *out) {
     }
 }
 
+/*
+ * One plane of width w (1, 2, 4 or 8) into bits [shift, shift+w) of idx. The
+ * width is a compile-time constant inside each case so that the position
+ * arithmetic is shifts and masks (a run-time division per index made scoring
+ * several times slower).
+ */
+#define TQ_UNPACK_PLANE(W)                                                               \
+    for (uint32_t j = 0; j < n; j++) {                                                   \
+        uint32_t v = ((uint32_t)in[(j * (W)) >> 3] >> ((j * (W)) & 7u)) & ((1u << (W)) - 1u); \
+        idx[j] = (uint8_t)(idx[j] | (v << shift));                                      \
+    }
+
 void tq_unpack(const uint8_t *in, uint32_t n, uint32_t bits, uint8_t *idx) {
+    if (bits == 8) {
+        memcpy(idx, in, n);
+        return;
+    }
     uint32_t widths[3];
     int np = tq_pack_planes(bits, widths);
     uint32_t shift = 0;
-    for (uint32_t j = 0; j < n; j++) idx[j] = 0;
+    memset(idx, 0, n);
     for (int p = 0; p < np; p++) {
-        uint32_t w = widths[p];
-        uint32_t mask = (1u << w) - 1u;
-        uint32_t per = 8 / w;
-        for (uint32_t j = 0; j < n; j++) {
-            uint32_t v = ((uint32_t)in[j / per] >> ((j % per) * w)) & mask;
-            idx[j] = (uint8_t)(idx[j] | (v << shift));
+        switch (widths[p]) {
+        case 4: TQ_UNPACK_PLANE(4u) break;
+        case 2: TQ_UNPACK_PLANE(2u) break;
+        default: TQ_UNPACK_PLANE(1u) break;
         }
-        in += ((size_t)n * w + 7) / 8;
-        shift += w;
+        in += ((size_t)n * widths[p] + 7) / 8;
+        shift += widths[p];
     }
 }
