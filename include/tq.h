@@ -88,8 +88,16 @@ TQ_API const char *tq_status_str(tq_status s);
 TQ_API const char *tq_last_error(void);
 /** @return "tq 0.1.0" style version string. */
 TQ_API const char *tq_version_string(void);
-/** @return a one-line description of how the library was built. */
+/** @return a one-line description of how the library was built: version, compiler, the kernel tables
+ *  compiled in and the one that runs. */
 TQ_API const char *tq_build_info(void);
+/**
+ * @return the name of the kernel table this process runs ("ref" or "avx2"):
+ * the best the CPU and OS support, unless the environment variable
+ * TQ_FORCE_ISA=ref|avx2 (read once) narrows it. Codes are bit-identical
+ * whichever runs; scores agree within a small stated tolerance.
+ */
+TQ_API const char *tq_kernel_name(void);
 /** Free memory the library handed to the caller (tq_codes_load, tq_read_vectors). */
 TQ_API void tq_free(void *p);
 

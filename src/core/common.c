@@ -51,22 +51,6 @@ const char *tq_version_string(void) {
     return "tq " TQ_STR(TQ_VERSION_MAJOR) "." TQ_STR(TQ_VERSION_MINOR) "." TQ_STR(TQ_VERSION_PATCH);
 }
 
-const char *tq_build_info(void) {
-    return "tq " TQ_STR(TQ_VERSION_MAJOR) "." TQ_STR(TQ_VERSION_MINOR) "." TQ_STR(TQ_VERSION_PATCH)
-           "; kernels: ref (scalar)"
-#if defined(__clang__)
-           "; compiler: clang " __clang_version__
-#elif defined(__GNUC__)
-           "; compiler: gcc " __VERSION__
-#endif
-#if defined(__x86_64__)
-           "; arch: x86_64"
-#elif defined(__aarch64__)
-           "; arch: aarch64"
-#endif
-        ;
-}
-
 void tq_free(void *p) { free(p); }
 
 uint16_t tq_f32_to_f16(float f) {

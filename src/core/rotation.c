@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/kernels.h"
 #include "rng.h"
 
 #define TQ_DEFAULT_ROUNDS 2u
@@ -82,27 +83,14 @@ static uint32_t tq_pow2_floor(uint32_t n) {
  * 1e-7 of orthogonal. One final scale is cheaper than log2(len) per-stage
  * scalings and rounds once instead of log2(len) times.
  */
-void tq_fwht(float *x, uint32_t len) {
-    if (len < 2) return;
-    for (uint32_t h = 1; h < len; h *= 2) {
-        for (uint32_t i = 0; i < len; i += 2 * h) {
-            float *a = x + i, *b = x + i + h;
-            for (uint32_t j = 0; j < h; j++) {
-                float u = a[j], v = b[j];
-                a[j] = u + v;
-                b[j] = u - v;
-            }
-        }
-    }
-    const float scale = (float)(1.0 / sqrt((double)len));
-    for (uint32_t i = 0; i < len; i++) x[i] *= scale;
-}
+void tq_fwht(float *x, uint32_t len) { tq_kernels()->fwht(x, len); }
 
 static void tq_fwht_blocks(float *x, uint32_t dim) {
+    void (*fwht)(float *, uint32_t) = tq_kernels()->fwht;
     uint32_t off = 0;
     while (off < dim) {
         uint32_t b = tq_pow2_floor(dim - off);
-        tq_fwht(x + off, b);
+        fwht(x + off, b);
         off += b;
     }
 }
@@ -238,21 +226,7 @@ static tq_status tq_dense_init(tq_rotation *rot, uint32_t dim, uint64_t seed, ui
  * float once at the end.
  */
 static void tq_dense_forward_row(const float *M, uint32_t dim, const float *x, float *y) {
-    for (uint32_t i = 0; i < dim; i++) {
-        const float *row = M + (size_t)i * dim;
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        uint32_t j = 0;
-        for (; j + 4 <= dim; j += 4) {
-            s0 += (double)row[j] * (double)x[j];
-            s1 += (double)row[j + 1] * (double)x[j + 1];
-            s2 += (double)row[j + 2] * (double)x[j + 2];
-            s3 += (double)row[j + 3] * (double)x[j + 3];
-        }
-        if (j < dim) s0 += (double)row[j] * (double)x[j];
-        if (j + 1 < dim) s1 += (double)row[j + 1] * (double)x[j + 1];
-        if (j + 2 < dim) s2 += (double)row[j + 2] * (double)x[j + 2];
-        y[i] = (float)((s0 + s1) + (s2 + s3));
-    }
+    tq_kernels()->dense_forward(M, dim, x, y); /* the order above is the ref kernel's */
 }
 
 /*

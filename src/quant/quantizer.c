@@ -32,6 +32,7 @@
 
 #include "../core/pack.h"
 #include "../core/rng.h"
+#include "../kernels/kernels.h"
 
 struct tq_query {
     const tq_quantizer *q;
@@ -534,10 +535,9 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
     const float *e = w->y; /* residual in the rotated unit domain */
     if (pt->mse_bits) {
         const tq_codebook *cb = &pt->cb;
+        tq_kernels()->nearest(cb->bounds, cb->levels, w->y, d, w->idx);
         for (uint32_t j = 0; j < d; j++) {
-            uint32_t k = tq_codebook_nearest(cb, w->y[j]);
-            float c = cb->centroids[k];
-            w->idx[j] = (uint8_t)k;
+            float c = cb->centroids[w->idx[j]];
             dot += (double)w->y[j] * c;
             cc += (double)c * c;
             w->e[j] = w->y[j] - c;
@@ -789,34 +789,6 @@ tq_status tq_query_set(tq_query *pq, const float *vec) {
 /* ------------------------------------------------------------------- score */
 
 /*
- * sum_j q[j] * c[idx[j]] in double. Four interleaved partial sums (lane j % 4,
- * added as (s0 + s1) + (s2 + s3)) break the add-latency chain; this order is
- * the reference that faster kernels are held to (within a tolerance).
- */
-static double dot_lut(const float *q, const float *c, const uint8_t *idx, uint32_t d) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    uint32_t j = 0;
-    for (; j + 4 <= d; j += 4) {
-        s0 += (double)q[j] * c[idx[j]];
-        s1 += (double)q[j + 1] * c[idx[j + 1]];
-        s2 += (double)q[j + 2] * c[idx[j + 2]];
-        s3 += (double)q[j + 3] * c[idx[j + 3]];
-    }
-    for (; j < d; j++) s0 += (double)q[j] * c[idx[j]];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* sum_i (bit i of signs ? +p[i] : -p[i]) in double, same lane order as dot_lut. */
-static double signed_sum(const float *p, const uint8_t *signs, uint32_t d) {
-    double s[4] = {0.0, 0.0, 0.0, 0.0};
-    for (uint32_t i = 0; i < d; i++) {
-        double v = p[i];
-        s[i & 3] += ((signs[i >> 3] >> (i & 7)) & 1u) ? v : -v;
-    }
-    return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-/*
  * One part's contribution: ip (the inner-product estimate) and n2 (the
  * squared norm used for L2: the stored exact ||x||^2 for the TurboQuant
  * variants, the decoded vector's squared norm for the uniform baseline).
@@ -866,10 +838,11 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
     double acc = 0.0, cc = 0.0;
     if (pt->mse_bits) {
         const float *c = pt->cb.centroids;
-        tq_unpack(rec + pt->off_idx, d, pt->mse_bits, idx);
-        acc = dot_lut(qr, c, idx, d);
-        if (cfg->variant == TQ_VARIANT_MSE && cfg->norm == TQ_NORM_UNIT) /* only UNIT needs ||c[idx]||^2 */
+        acc = tq_kernels()->ip_codes(qr, c, rec + pt->off_idx, d, pt->mse_bits, idx);
+        if (cfg->variant == TQ_VARIANT_MSE && cfg->norm == TQ_NORM_UNIT) { /* only UNIT needs ||c[idx]||^2 */
+            tq_unpack(rec + pt->off_idx, d, pt->mse_bits, idx); /* a kernel need not leave idx behind */
             for (uint32_t j = 0; j < d; j++) cc += (double)c[idx[j]] * c[idx[j]];
+        }
     }
     if (cfg->variant == TQ_VARIANT_MSE) {
         *ip = (double)f0 * acc;
@@ -882,7 +855,7 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
     double gamma = pt->mse_bits ? tq_get_f32(rec + 4) : f0;
     const uint8_t *sg = rec + pt->off_sign;
     const float *qp = pq->qproj[p];
-    double sk = signed_sum(qp, sg, d);
+    double sk = tq_kernels()->ip_signs(qp, sg, d);
     *ip = (pt->mse_bits ? (double)f0 * acc : 0.0) + pt->qjl_scale * gamma * sk;
     *n2 = (double)f0 * f0; /* norm (PROD) or gamma = norm (QJL) */
 }

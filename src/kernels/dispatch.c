@@ -1,0 +1,91 @@
+/*
+ * dispatch.c — choose the kernel table once per process.
+ *
+ * The CPU is asked once (CPUID for the instruction set, XGETBV for the OS
+ * saving the wide registers — a CPU with AVX2 under an OS that does not save
+ * YMM state must not run AVX2 code), then TQ_FORCE_ISA may narrow the choice.
+ * The pointer is published through pthread_once, so any thread may call
+ * tq_kernels() first. Never -march=native: one binary runs on any x86-64.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+int tq_cpu_has_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6u) != 6u) return 0; /* XMM and YMM state saved by the OS */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1; /* AVX2 */
+}
+#else
+int tq_cpu_has_avx2(void) { return 0; }
+#endif
+
+static const tq_kernel_table *tq_selected;
+static pthread_once_t tq_select_once = PTHREAD_ONCE_INIT;
+
+static void tq_select(void) {
+    const tq_kernel_table *best = tq_kernels_ref();
+    const tq_kernel_table *avx2 = tq_kernels_avx2();
+    if (avx2 && tq_cpu_has_avx2()) best = avx2;
+    const char *force = getenv("TQ_FORCE_ISA");
+    if (force && *force) {
+        if (strcmp(force, "ref") == 0) best = tq_kernels_ref();
+        else if (strcmp(force, "avx2") == 0 && !(avx2 && tq_cpu_has_avx2())) best = tq_kernels_ref();
+        /* an unknown name keeps the best table; tq_kernel_name() shows what runs */
+    }
+    tq_selected = best;
+}
+
+const tq_kernel_table *tq_kernels(void) {
+    pthread_once(&tq_select_once, tq_select);
+    return tq_selected;
+}
+
+const char *tq_kernel_name(void) { return tq_kernels()->name; }
+
+#define TQ_STR2(x) #x
+#define TQ_STR(x) TQ_STR2(x)
+
+static char tq_info[256];
+static pthread_once_t tq_info_once = PTHREAD_ONCE_INIT;
+
+static void tq_info_make(void) {
+    const char *force = getenv("TQ_FORCE_ISA");
+    snprintf(tq_info, sizeof tq_info, "tq %d.%d.%d; kernels compiled: ref%s; running: %s%s%s%s; compiler: %s; arch: %s",
+             TQ_VERSION_MAJOR, TQ_VERSION_MINOR, TQ_VERSION_PATCH, tq_kernels_avx2() ? " avx2" : "",
+             tq_kernels()->name, force && *force ? " (TQ_FORCE_ISA=" : "", force && *force ? force : "",
+             force && *force ? ")" : "",
+#if defined(__clang__)
+             "clang " __clang_version__,
+#elif defined(__GNUC__)
+             "gcc " __VERSION__,
+#else
+             "unknown",
+#endif
+#if defined(__x86_64__)
+             "x86_64"
+#elif defined(__aarch64__)
+             "aarch64"
+#else
+             "other"
+#endif
+    );
+}
+
+const char *tq_build_info(void) {
+    pthread_once(&tq_info_once, tq_info_make);
+    return tq_info;
+}

@@ -1,0 +1,53 @@
+/*
+ * kernels.h — the hot loops of tq behind one table of function pointers,
+ * chosen once per process (dispatch.c) from what the CPU and OS support.
+ *
+ * The scalar table ("ref", kernels_ref.c) is the specification. Every other
+ * table must give:
+ *   - bit-identical results for everything that decides a code: fwht,
+ *     dense_forward (its documented summation order), nearest;
+ *   - results within a stated tolerance for scores: ip_codes and ip_signs
+ *     (the ref sums in double; a SIMD table may sum in float; tests hold it to
+ *     |fast - ref| <= 1e-5 * sum_j |q_j| * max|c|, see tests/test_kernels.c).
+ * TQ_FORCE_ISA=ref|avx2 (environment, read once) forces a table; asking for
+ * one the CPU cannot run falls back to ref, and tq_kernel_name() tells which
+ * table actually runs.
+ *
+ * Layering: kernels depend only on common.h; core (rotations) and quant
+ * (encode, score) call them through tq_kernels().
+ */
+#ifndef TQ_KERNELS_H
+#define TQ_KERNELS_H
+
+#include <stdint.h>
+
+#include "../core/common.h"
+
+typedef struct tq_kernel_table {
+    const char *name;
+    /** In-place orthonormal Walsh-Hadamard transform, len a power of two:
+     *  stages h = 1, 2, 4, ... (u+v, u-v), then one multiply by (float)(1/sqrt(len)). */
+    void (*fwht)(float *x, uint32_t len);
+    /** y = M x for a dim x dim row-major M: per row four double partial sums
+     *  (element j to sum j mod 4), combined (s0+s1)+(s2+s3), rounded to float once. */
+    void (*dense_forward)(const float *M, uint32_t dim, const float *x, float *y);
+    /** idx[j] = number of bounds[0..levels-2] strictly below y[j] (nearest centroid). */
+    void (*nearest)(const float *bounds, uint32_t levels, const float *y, uint32_t d, uint8_t *idx);
+    /** sum_j q[j] * cent[idx_j] where idx is packed at `bits` (pack.h layout).
+     *  scratch holds >= d bytes (tables may ignore it). */
+    double (*ip_codes)(const float *q, const float *cent, const uint8_t *packed, uint32_t d, uint32_t bits,
+                       uint8_t *scratch);
+    /** sum_i (bit i of signs set ? +p[i] : -p[i]) (bit i = byte i/8, bit i%8). */
+    double (*ip_signs)(const float *p, const uint8_t *signs, uint32_t d);
+} tq_kernel_table;
+
+/** The table in use (selected on first call; thread-safe). */
+TQ_INTERNAL const tq_kernel_table *tq_kernels(void);
+/** The scalar reference table. */
+TQ_INTERNAL const tq_kernel_table *tq_kernels_ref(void);
+/** The AVX2 table, or NULL when not compiled in (non-x86 builds). */
+TQ_INTERNAL const tq_kernel_table *tq_kernels_avx2(void);
+/** Whether the CPU and OS can run AVX2 code (CPUID leaf 7 AVX2 + OSXSAVE + XGETBV YMM state). */
+TQ_INTERNAL int tq_cpu_has_avx2(void);
+
+#endif /* TQ_KERNELS_H */
