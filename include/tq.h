@@ -98,6 +98,16 @@ TQ_API const char *tq_build_info(void);
  * whichever runs; scores agree within a small stated tolerance.
  */
 TQ_API const char *tq_kernel_name(void);
+/**
+ * Threads used for batch work (tq_encode, tq_decode, tq_score over many
+ * records): 0 means all online cores (the default), 1 runs everything on the
+ * calling thread. Results are bit-identical whatever the count.
+ * @return TQ_OK, or TQ_ERR_INVALID_ARG above 256.
+ */
+TQ_API tq_status tq_set_threads(uint32_t n);
+/** @return the thread count batch work uses now. */
+TQ_API uint32_t tq_get_threads(void);
+
 /** Free memory the library handed to the caller (tq_codes_load, tq_read_vectors). */
 TQ_API void tq_free(void *p);
 

@@ -698,6 +698,64 @@ static void test_threads(void) {
     tq_quantizer_free(q);
 }
 
+/* The pool: any thread count gives the same codes and scores; a failure in a
+ * worker comes back with its status and message. */
+static void test_pool(void) {
+    const uint32_t d = 64;
+    const size_t n = 3000;
+    tq_quantizer *q = make(d, 4, TQ_VARIANT_MSE, TQ_ROTATION_HADAMARD, 3);
+    if (!q) return;
+    size_t cs = tq_quantizer_code_size(q);
+    tq_rng r;
+    tq_rng_init(&r, 9, 9);
+    float *x = malloc(n * d * sizeof(float));
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)tq_rng_gauss(&r);
+    uint8_t *c1 = malloc(n * cs), *c3 = malloc(n * cs);
+    float *s1 = malloc(n * sizeof(float)), *s3 = malloc(n * sizeof(float));
+    float *y1 = malloc(n * d * sizeof(float)), *y3 = malloc(n * d * sizeof(float));
+    tq_query *pq = NULL;
+    CHECK_OK(tq_query_create(q, &pq));
+    CHECK_OK(tq_query_set(pq, x));
+    CHECK_OK(tq_set_threads(1));
+    CHECK(tq_get_threads() == 1, "threads = 1");
+    CHECK_OK(tq_encode(q, x, n, c1));
+    CHECK_OK(tq_decode(q, c1, n, y1));
+    CHECK_OK(tq_score(q, pq, TQ_METRIC_L2, c1, n, s1));
+    CHECK_OK(tq_set_threads(3));
+    CHECK(tq_get_threads() == 3, "threads = 3");
+    CHECK_OK(tq_encode(q, x, n, c3));
+    CHECK_OK(tq_decode(q, c3, n, y3));
+    CHECK_OK(tq_score(q, pq, TQ_METRIC_L2, c3, n, s3));
+    CHECK(memcmp(c1, c3, n * cs) == 0, "codes: 1 thread == 3 threads");
+    CHECK(memcmp(y1, y3, n * d * sizeof(float)) == 0, "decode: 1 thread == 3 threads");
+    CHECK(memcmp(s1, s3, n * sizeof(float)) == 0, "scores: 1 thread == 3 threads");
+    CHECK_STATUS(tq_set_threads(100000), TQ_ERR_INVALID_ARG);
+    tq_query_free(pq);
+    tq_quantizer_free(q);
+
+    /* a worker's failure: uniform group factors overflow fp16 in the last rows */
+    tq_config cfg;
+    tq_config_init(&cfg, d, 4);
+    cfg.variant = TQ_VARIANT_UNIFORM;
+    cfg.uniform_scope = TQ_UNIFORM_GROUP;
+    cfg.rotation = TQ_ROTATION_NONE;
+    CHECK_OK(tq_quantizer_create(&cfg, &q));
+    if (q) {
+        x[(n - 2) * d + 5] = 1e6f;
+        CHECK_STATUS(tq_encode(q, x, n, c3), TQ_ERR_NONFINITE);
+        CHECK(strstr(tq_last_error(), "fp16") != NULL, "worker's message reaches the caller: '%s'", tq_last_error());
+        tq_quantizer_free(q);
+    }
+    CHECK_OK(tq_set_threads(0));
+    free(x);
+    free(c1);
+    free(c3);
+    free(s1);
+    free(s3);
+    free(y1);
+    free(y3);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--print-golden") == 0) {
         for (size_t i = 0; i < sizeof golden_configs / sizeof golden_configs[0]; i++) {
@@ -714,6 +772,7 @@ int main(int argc, char **argv) {
     test_outlier_split();
     test_golden();
     test_threads();
+    test_pool();
     test_prod_variance();
     test_unbiased();
     test_mse_distortion();

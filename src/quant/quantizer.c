@@ -31,6 +31,7 @@
 #include <stdlib.h>
 
 #include "../core/pack.h"
+#include "../core/pool.h"
 #include "../core/rng.h"
 #include "../kernels/kernels.h"
 
@@ -592,6 +593,39 @@ static tq_status check_batch(const tq_quantizer *q, size_t n, const float *vecto
     return TQ_OK;
 }
 
+/* Batch work is cut into chunks of at least this many coordinates, so a
+ * chunk costs far more than handing it to a thread. */
+#define TQ_MIN_CHUNK_COORDS 32768u
+
+static size_t min_chunk(const tq_quantizer *q) {
+    size_t c = TQ_MIN_CHUNK_COORDS / q->cfg.dim;
+    return c ? c : 1;
+}
+
+typedef struct batch {
+    const tq_quantizer *q;
+    const tq_query *pq;
+    tq_metric metric;
+    const float *x;
+    float *out;
+    const uint8_t *codes_in;
+    uint8_t *codes_out;
+} batch;
+
+static tq_status encode_range(void *ctx, size_t begin, size_t end) {
+    const batch *b = ctx;
+    const tq_quantizer *q = b->q;
+    work w;
+    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    tq_status s = TQ_OK;
+    for (size_t i = begin; i < end && s == TQ_OK; i++) {
+        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++)
+            s = encode_part(q, p, b->x + i * q->cfg.dim, &w, b->codes_out + i * q->code_size);
+    }
+    work_free(&w);
+    return s;
+}
+
 tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes) {
     tq_clear_error();
     TQ_RETURN_IF(!q, TQ_ERR_INVALID_ARG, "quantizer is NULL");
@@ -601,15 +635,8 @@ tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *co
                      !q->calibrated,
                  TQ_ERR_STATE, "per-channel uniform quantizer is not calibrated: call tq_quantizer_calibrate");
     TQ_FORWARD(check_rows(x, n, q->cfg.dim, "input"));
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
-    tq_status s = TQ_OK;
-    for (size_t i = 0; i < n && s == TQ_OK; i++) {
-        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++)
-            s = encode_part(q, p, x + i * q->cfg.dim, &w, codes + i * q->code_size);
-    }
-    work_free(&w);
-    return s;
+    batch b = {q, NULL, TQ_METRIC_IP, x, NULL, NULL, codes};
+    return tq_parallel_for(n, min_chunk(q), encode_range, &b);
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -654,18 +681,25 @@ static void decode_part(const tq_quantizer *q, uint32_t p, const uint8_t *rec, w
     scatter(q, p, w->sub, out);
 }
 
+static tq_status decode_range(void *ctx, size_t begin, size_t end) {
+    const batch *b = ctx;
+    const tq_quantizer *q = b->q;
+    work w;
+    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    for (size_t i = begin; i < end; i++)
+        for (uint32_t p = 0; p < q->nparts; p++)
+            decode_part(q, p, b->codes_in + i * q->code_size, &w, b->out + i * q->cfg.dim);
+    work_free(&w);
+    return TQ_OK;
+}
+
 tq_status tq_decode(const tq_quantizer *q, const uint8_t *codes, size_t n, float *out) {
     tq_clear_error();
     TQ_RETURN_IF(!q, TQ_ERR_INVALID_ARG, "quantizer is NULL");
     if (n == 0) return TQ_OK;
     TQ_FORWARD(check_batch(q, n, out, codes));
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
-    for (size_t i = 0; i < n; i++)
-        for (uint32_t p = 0; p < q->nparts; p++)
-            decode_part(q, p, codes + i * q->code_size, &w, out + i * q->cfg.dim);
-    work_free(&w);
-    return TQ_OK;
+    batch b = {q, NULL, TQ_METRIC_IP, NULL, out, codes, NULL};
+    return tq_parallel_for(n, min_chunk(q), decode_range, &b);
 }
 
 /* -------------------------------------------------------------- calibrate */
@@ -860,6 +894,26 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
     *n2 = (double)f0 * f0; /* norm (PROD) or gamma = norm (QJL) */
 }
 
+static tq_status score_range(void *ctx, size_t begin, size_t end) {
+    const batch *b = ctx;
+    const tq_quantizer *q = b->q;
+    uint8_t *idx = malloc(max_part_dim(q));
+    TQ_RETURN_IF(!idx, TQ_ERR_NOMEM, "out of memory for scoring");
+    for (size_t i = begin; i < end; i++) {
+        const uint8_t *rec = b->codes_in + i * q->code_size;
+        double ip = 0.0, n2 = 0.0;
+        for (uint32_t p = 0; p < q->nparts; p++) {
+            double pip, pn2;
+            score_part(q, b->pq, p, rec, idx, &pip, &pn2);
+            ip += pip;
+            n2 += pn2;
+        }
+        b->out[i] = (float)(b->metric == TQ_METRIC_IP ? ip : b->pq->qnorm2 - 2.0 * ip + n2);
+    }
+    free(idx);
+    return TQ_OK;
+}
+
 tq_status tq_score(const tq_quantizer *q, const tq_query *pq, tq_metric metric, const uint8_t *codes, size_t n,
                    float *scores) {
     tq_clear_error();
@@ -870,21 +924,8 @@ tq_status tq_score(const tq_quantizer *q, const tq_query *pq, tq_metric metric, 
     TQ_RETURN_IF(!codes || !scores, TQ_ERR_INVALID_ARG, "codes or scores is NULL");
     size_t total;
     TQ_RETURN_IF(!tq_mul_size(n, q->code_size, &total), TQ_ERR_SIZE, "n = %zu is too large", n);
-    uint8_t *idx = malloc(max_part_dim(q));
-    TQ_RETURN_IF(!idx, TQ_ERR_NOMEM, "out of memory for scoring");
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *rec = codes + i * q->code_size;
-        double ip = 0.0, n2 = 0.0;
-        for (uint32_t p = 0; p < q->nparts; p++) {
-            double pip, pn2;
-            score_part(q, pq, p, rec, idx, &pip, &pn2);
-            ip += pip;
-            n2 += pn2;
-        }
-        scores[i] = (float)(metric == TQ_METRIC_IP ? ip : pq->qnorm2 - 2.0 * ip + n2);
-    }
-    free(idx);
-    return TQ_OK;
+    batch b = {q, pq, metric, NULL, scores, codes, NULL};
+    return tq_parallel_for(n, 2 * min_chunk(q), score_range, &b);
 }
 
 /* ------------------------------------------------------------ utilities */
