@@ -44,10 +44,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update
-    $SUDO apt-get install -y --no-install-recommends cmake gcc make libc6-dev python3 dataset-fashion-mnist
+    $SUDO apt-get install -y --no-install-recommends cmake gcc make libc6-dev python3 python3-numpy dataset-fashion-mnist
 else
     say "dependencies: cmake, gcc, make, python3 and dataset-fashion-mnist are present"
 fi
+# numpy for the format oracle among the tests (the README's second command), in
+# the python3 that CMake will find first on PATH
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet numpy
 
 # ---- 2. build -------------------------------------------------------------------
 say "building tq in ./build (Release)"

@@ -261,5 +261,209 @@ run_json "recall l2 prod" recall "n_base=500 nq=10 bits=3" \
     bench recall --base "$BASE" --queries "$QUERIES" --nq 10 --bits 3 --variant prod --metric l2 --k 5 --quiet --json
 expect_ok_text "recall table" "R@1" bench recall --base "$BASE" --queries "$QUERIES" --nq 10 --bits 2 --quiet
 
+# ---- encode, decode, inspect ------------------------------------------------
+# expect_status NAME CODE TQ_ARGS...: tq must exit with CODE (1 run-time, 2 usage), say why in a 'tq: '
+# line on stderr and print nothing on stdout.
+expect_status() {
+    name=$1 want=$2
+    shift 2
+    "$TQ" "$@" > "$TMP/out.txt" 2> "$TMP/err.txt"
+    rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        fail "$name: tq $* exited $rc, expected $want"
+        cat "$TMP/err.txt" >&2
+    elif ! grep -q '^tq: ' "$TMP/err.txt"; then
+        fail "$name: tq $* gave no 'tq: ' message on stderr"
+    elif [ -s "$TMP/out.txt" ]; then
+        fail "$name: tq $* wrote to stdout on error"
+    else
+        pass "$name ($(head -n 1 "$TMP/err.txt"))"
+    fi
+}
+
+# relerr.py ORIG DECODED MAX: every value finite and ||x - y|| / ||x|| over all rows <= MAX (stdlib only).
+cat > "$TMP/relerr.py" <<'PYEOF'
+import math, struct, sys
+
+def rows(path):
+    data = open(path, "rb").read()
+    if data[:6] == b"\x93NUMPY":
+        hl = struct.unpack_from("<H", data, 8)[0]
+        header = data[10:10 + hl].decode("latin1")
+        shape = tuple(int(t) for t in header[header.index("(") + 1:header.index(")")].split(",") if t.strip())
+        vals = struct.unpack_from("<%df" % (shape[0] * shape[1]), data, 10 + hl)
+        return [vals[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+    out, pos = [], 0
+    while pos < len(data):
+        d = struct.unpack_from("<i", data, pos)[0]
+        out.append(struct.unpack_from("<%df" % d, data, pos + 4))
+        pos += 4 + 4 * d
+    return out
+
+x, y = rows(sys.argv[1]), rows(sys.argv[2])
+lim = float(sys.argv[3])
+if len(x) != len(y) or any(len(a) != len(b) for a, b in zip(x, y)):
+    sys.exit("shape mismatch: %d vs %d rows" % (len(x), len(y)))
+if not all(math.isfinite(v) for r in y for v in r):
+    sys.exit("non-finite decoded values")
+num = sum((a - b) ** 2 for r, s in zip(x, y) for a, b in zip(r, s))
+den = sum(a * a for r in x for a in r)
+rel = math.sqrt(num / den)
+print("%.4f" % rel)
+sys.exit(0 if rel <= lim else "relative error %.4f > %s" % (rel, lim))
+PYEOF
+
+# rel_error_check NAME DECODED MAX
+rel_error_check() {
+    if python3 "$TMP/relerr.py" "$BASE" "$2" "$3" > "$TMP/rel.txt" 2> "$TMP/err.txt"; then
+        pass "$1 (relative error $(cat "$TMP/rel.txt") <= $3)"
+    else
+        fail "$1: $(cat "$TMP/err.txt")"
+    fi
+}
+
+# Lloyd-Max on the sphere: ||x - x~|| / ||x|| is about sqrt(D_mse) = 0.34 at 2 bits, 0.097 at 4 bits.
+if "$TQ" encode --data "$BASE" --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4.tqca" --bits 4 2> "$TMP/err.txt" &&
+    grep -q '^tq: encoded 500 rows .*bits per value' "$TMP/err.txt"; then
+    pass "encode creates a quantizer ($(cat "$TMP/err.txt"))"
+else
+    fail "encode --bits 4: $(cat "$TMP/err.txt")"
+fi
+if "$TQ" decode --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4.tqca" --out "$TMP/y4.fvecs" --quiet; then
+    rel_error_check "decode mse 4 bits" "$TMP/y4.fvecs" 0.13
+else
+    fail "decode mse 4 bits"
+fi
+if "$TQ" encode --data "$BASE" --quantizer "$TMP/q2.tqqz" --codes "$TMP/c2.tqca" --bits 2 --norm unit --quiet &&
+    "$TQ" decode --quantizer "$TMP/q2.tqqz" --codes "$TMP/c2.tqca" --out "$TMP/y2.npy" --quiet; then
+    rel_error_check "decode mse 2 bits, unit norm, to .npy" "$TMP/y2.npy" 0.45
+else
+    fail "encode/decode mse 2 bits"
+fi
+if "$TQ" encode --data "$BASE" --quantizer "$TMP/qp.tqqz" --codes "$TMP/cp.tqca" --variant prod --bits 3 \
+    --qjl structured --outliers 16 --seed 3 --quiet &&
+    "$TQ" decode --quantizer "$TMP/qp.tqqz" --codes "$TMP/cp.tqca" --out "$TMP/yp.fvecs" --quiet; then
+    rel_error_check "decode prod 3 bits, outlier split" "$TMP/yp.fvecs" 0.6
+else
+    fail "encode/decode prod 3 bits"
+fi
+if "$TQ" encode --data "$BASE" --quantizer "$TMP/qu.tqqz" --codes "$TMP/cu.tqca" --variant uniform \
+    --scope channel --uniform asymmetric --bits 8 --rotation none --quiet &&
+    "$TQ" decode --quantizer "$TMP/qu.tqqz" --codes "$TMP/cu.tqca" --out "$TMP/yu.fvecs" --quiet; then
+    rel_error_check "decode uniform per-channel 8 bits" "$TMP/yu.fvecs" 0.01
+else
+    fail "encode/decode uniform per-channel"
+fi
+# an existing quantizer is reused as it is: the same codes, byte for byte
+if "$TQ" encode --data "$BASE" --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4b.tqca" --quiet &&
+    cmp -s "$TMP/c4.tqca" "$TMP/c4b.tqca"; then
+    pass "encode with an existing quantizer gives the same codes"
+else
+    fail "encode with an existing quantizer: the codes differ, or it failed"
+fi
+if "$TQ" encode --data "$TMP/y2.npy" --quantizer "$TMP/q2.tqqz" --codes "$TMP/c2b.tqca" --n 7 --quiet &&
+    "$TQ" inspect "$TMP/c2b.tqca" --json > "$TMP/i.json" &&
+    python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["n"] != 7)' "$TMP/i.json"; then
+    pass "encode reads the .npy that decode wrote (--n 7)"
+else
+    fail "encode --data decoded.npy --n 7"
+fi
+
+# inspect: both kinds, text and JSON; the fingerprints agree
+expect_ok_text "inspect quantizer" "fingerprint" inspect "$TMP/q4.tqqz"
+expect_ok_text "inspect codes" "500 records" inspect "$TMP/c4.tqca"
+cat > "$TMP/inspect.py" <<'PYEOF'
+import json, sys
+q, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert q["kind"] == "quantizer" and c["kind"] == "codes", (q["kind"], c["kind"])
+assert q["dim"] == 784 and q["bits"] == 4 and q["variant"] == "mse" and q["rotation"] == "hadamard", q
+assert q["rounds"] == 2 and q["qjl"] is None and q["norm"] == "plain" and q["outliers"] == 0, q
+assert abs(q["bits_per_value"] - q["code_size"] * 8 / 784) < 1e-6, q
+assert c["n"] == 500 and c["code_size"] == q["code_size"] and c["fingerprint"] == q["fingerprint"], (q, c)
+PYEOF
+if "$TQ" inspect --json "$TMP/q4.tqqz" > "$TMP/iq.json" && "$TQ" inspect "$TMP/c4.tqca" --json > "$TMP/ic.json" &&
+    python3 "$TMP/inspect.py" "$TMP/iq.json" "$TMP/ic.json"; then
+    pass "inspect --json: config, code size and fingerprints agree"
+else
+    fail "inspect --json"
+fi
+
+# usage errors (exit 2) and run-time errors (exit 1)
+expect_status "encode without --codes" 2 encode --data "$BASE" --quantizer "$TMP/qx.tqqz"
+expect_status "encode: a new quantizer needs --bits" 2 encode --data "$BASE" --quantizer "$TMP/qx.tqqz" \
+    --codes "$TMP/cx.tqca"
+expect_status "encode: quantizer option with an existing quantizer" 2 encode --data "$BASE" \
+    --quantizer "$TMP/q4.tqqz" --codes "$TMP/cx.tqca" --bits 4
+expect_status "encode --bits list" 2 encode --data "$BASE" --quantizer "$TMP/qx.tqqz" --codes "$TMP/cx.tqca" \
+    --bits 2,3
+expect_status "encode --norm with prod" 2 encode --data "$BASE" --quantizer "$TMP/qx.tqqz" \
+    --codes "$TMP/cx.tqca" --bits 3 --variant prod --norm unit
+expect_status "encode --json" 2 encode --json --data "$BASE" --quantizer "$TMP/qx.tqqz" --codes "$TMP/cx.tqca"
+expect_status "decode without --out" 2 decode --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4.tqca"
+expect_status "decode --bits" 2 decode --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4.tqca" --out "$TMP/z" --bits 2
+expect_status "inspect without a file" 2 inspect
+expect_status "inspect two files" 2 inspect "$TMP/q4.tqqz" "$TMP/c4.tqca"
+expect_status "encode: missing data" 1 encode --data "$TMP/nope.fvecs" --quantizer "$TMP/qx.tqqz" \
+    --codes "$TMP/cx.tqca" --bits 2
+python3 -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<i4f", 4, 1, 2, 3, 4) * 3)' \
+    "$TMP/d4.fvecs"
+expect_status "encode: data of another dimension" 1 encode --data "$TMP/d4.fvecs" --quantizer "$TMP/q4.tqqz" \
+    --codes "$TMP/cx.tqca"
+expect_status "encode: --outliers >= dim" 2 encode --data "$BASE" --quantizer "$TMP/qx.tqqz" \
+    --codes "$TMP/cx.tqca" --bits 2 --outliers 784
+if [ -e "$TMP/qx.tqqz" ] || [ -e "$TMP/cx.tqca" ]; then
+    fail "a failed encode left a file behind"
+else
+    pass "failed encodes left no files"
+fi
+expect_status "decode with the wrong quantizer" 1 decode --quantizer "$TMP/q2.tqqz" --codes "$TMP/c4.tqca" \
+    --out "$TMP/z.fvecs"
+if grep -q 'another quantizer' "$TMP/err.txt"; then
+    pass "wrong quantizer: the message says so"
+else
+    fail "wrong quantizer: the message lacks 'another quantizer'"
+fi
+expect_status "decode into a missing directory" 1 decode --quantizer "$TMP/q4.tqqz" --codes "$TMP/c4.tqca" \
+    --out "$TMP/no/such/dir/y.fvecs"
+expect_status "inspect junk" 1 inspect "$TMP/junk.fvecs"
+expect_status "inspect a missing file" 1 inspect "$TMP/nope.tqqz"
+
+# corrupt and truncated files fail cleanly (exit 1, one message), never crash
+cat > "$TMP/corrupt.py" <<'PYEOF'
+import sys
+d = sys.argv[1]
+q, c = open(d + "/q4.tqqz", "rb").read(), open(d + "/c4.tqca", "rb").read()
+def flip(b, i):
+    b = bytearray(b)
+    b[i] ^= 0x10
+    return bytes(b)
+files = {
+    "c_record.tqca": flip(c, 40 + 1000), "c_header.tqca": flip(c, 24), "c_trunc.tqca": c[:-5],
+    "c_short.tqca": c[:20], "q_payload.tqqz": flip(q, 100), "q_header.tqqz": flip(q, 28),
+    "q_trunc.tqqz": q[:-1], "q_short.tqqz": q[:50],
+}
+for name, data in files.items():
+    open(d + "/" + name, "wb").write(data)
+PYEOF
+python3 "$TMP/corrupt.py" "$TMP"
+for f in c_record c_header c_trunc c_short; do
+    expect_status "decode corrupt codes ($f)" 1 decode --quantizer "$TMP/q4.tqqz" --codes "$TMP/$f.tqca" \
+        --out "$TMP/z.fvecs"
+    expect_status "inspect corrupt codes ($f)" 1 inspect "$TMP/$f.tqca"
+done
+for f in q_payload q_header q_trunc q_short; do
+    expect_status "decode with a corrupt quantizer ($f)" 1 decode --quantizer "$TMP/$f.tqqz" \
+        --codes "$TMP/c4.tqca" --out "$TMP/z.fvecs"
+    expect_status "inspect corrupt quantizer ($f)" 1 inspect "$TMP/$f.tqqz"
+done
+if [ -e "$TMP/z.fvecs" ]; then
+    fail "a failed decode left an output file"
+else
+    pass "failed decodes left no output file"
+fi
+expect_ok_text "encode --help" "--quantizer" encode --help
+expect_ok_text "decode --help" "--out" decode --help
+expect_ok_text "inspect --help" "fingerprint" inspect --help
+
 echo "cli_test: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

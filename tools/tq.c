@@ -6,6 +6,10 @@
  *                         the paper's bounds (random unit vectors or real rows)
  *   tq bench recall       recall of the true top-1 when a base set is scored
  *                         straight from its codes
+ *   tq encode             vectors -> a code file (TQCA), creating the quantizer
+ *                         file (TQQZ) if it does not exist
+ *   tq decode             a code file -> float32 vectors
+ *   tq inspect            describe a TQQZ or TQCA file
  *   tq info               how the library was built
  *
  * Outside checks parse `tq bench distortion --json`: its keys and their
@@ -307,6 +311,9 @@ typedef struct options {
     const char *base, *queries;
     uint64_t nq, k;
     int normalize;
+    /* encode, decode, inspect */
+    const char *quantizer, *codes, *out, *file;
+    char qopt[64]; /* the first quantizer option given ("" if none) */
 } options;
 
 static void options_init(options *o, const uint32_t *bits, size_t nbits) {
@@ -325,7 +332,12 @@ static void options_init(options *o, const uint32_t *bits, size_t nbits) {
     o->k = DEFAULT_K;
 }
 
-enum { CMD_DISTORTION = 1, CMD_RECALL = 2 };
+enum { CMD_DISTORTION = 1, CMD_RECALL = 2, CMD_ENCODE = 3, CMD_DECODE = 4, CMD_INSPECT = 5 };
+
+/* Commands that take the quantizer options (--bits, --variant, ...). */
+static int takes_quantizer_options(int cmd) {
+    return cmd == CMD_DISTORTION || cmd == CMD_RECALL || cmd == CMD_ENCODE;
+}
 
 /* Parse argv[first..argc) for the given command; 0 on success. */
 static int parse_options(int cmd, int argc, char **argv, int first, options *o) {
@@ -335,7 +347,7 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
             o->help = 1;
             return 0;
         }
-        if (strcmp(a, "--json") == 0) {
+        if (strcmp(a, "--json") == 0 && cmd != CMD_ENCODE && cmd != CMD_DECODE) {
             o->json = 1;
             continue;
         }
@@ -345,6 +357,10 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
         }
         if (cmd == CMD_RECALL && strcmp(a, "--normalize") == 0) {
             o->normalize = 1;
+            continue;
+        }
+        if (cmd == CMD_INSPECT && strncmp(a, "--", 2) != 0 && !o->file) {
+            o->file = a;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -369,6 +385,7 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
         }
         int known = 1, rc = 0;
         uint64_t v = 0;
+        int qcmd = takes_quantizer_options(cmd);
 #define NEED_VAL()                                                   \
     do {                                                             \
         if (!val) {                                                  \
@@ -376,45 +393,45 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
             return -1;                                               \
         }                                                            \
     } while (0)
-        if (strcmp(name, "--bits") == 0) {
+        if (qcmd && strcmp(name, "--bits") == 0) {
             NEED_VAL();
             rc = parse_bits_list(val, o->bits, &o->nbits);
-        } else if (strcmp(name, "--variant") == 0) {
+        } else if (qcmd && strcmp(name, "--variant") == 0) {
             NEED_VAL();
             rc = parse_name(VARIANTS, name, val, &o->variant);
-        } else if (strcmp(name, "--rotation") == 0) {
+        } else if (qcmd && strcmp(name, "--rotation") == 0) {
             NEED_VAL();
             rc = parse_name(ROTATIONS, name, val, &o->rotation);
-        } else if (strcmp(name, "--qjl") == 0) {
+        } else if (qcmd && strcmp(name, "--qjl") == 0) {
             NEED_VAL();
             rc = parse_name(QJLS, name, val, &o->qjl);
             o->qjl_set = 1;
-        } else if (strcmp(name, "--norm") == 0) {
+        } else if (qcmd && strcmp(name, "--norm") == 0) {
             NEED_VAL();
             rc = parse_name(NORMS, name, val, &o->norm);
-        } else if (strcmp(name, "--uniform") == 0) {
+        } else if (qcmd && strcmp(name, "--uniform") == 0) {
             NEED_VAL();
             rc = parse_name(UNIFORM_MODES, name, val, &o->uniform_mode);
-        } else if (strcmp(name, "--scope") == 0) {
+        } else if (qcmd && strcmp(name, "--scope") == 0) {
             NEED_VAL();
             rc = parse_name(UNIFORM_SCOPES, name, val, &o->uniform_scope);
-        } else if (strcmp(name, "--group") == 0) {
+        } else if (qcmd && strcmp(name, "--group") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 1, TQ_MAX_DIM, &v);
             o->group_size = (uint32_t)v;
-        } else if (strcmp(name, "--rounds") == 0) {
+        } else if (qcmd && strcmp(name, "--rounds") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 1, TQ_MAX_ROUNDS, &v);
             o->rounds = (uint32_t)v;
-        } else if (strcmp(name, "--outliers") == 0) {
+        } else if (qcmd && strcmp(name, "--outliers") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 0, TQ_MAX_DIM, &v);
             o->outliers = (uint32_t)v;
-        } else if (strcmp(name, "--outlier-bits") == 0) {
+        } else if (qcmd && strcmp(name, "--outlier-bits") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 1, TQ_MAX_BITS, &v);
             o->outlier_bits = (uint32_t)v;
-        } else if (strcmp(name, "--seed") == 0) {
+        } else if (qcmd && strcmp(name, "--seed") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 0, UINT64_MAX, &o->seed);
         } else if (cmd == CMD_DISTORTION && strcmp(name, "--dim") == 0) {
@@ -444,6 +461,22 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
         } else if (cmd == CMD_RECALL && strcmp(name, "--metric") == 0) {
             NEED_VAL();
             rc = parse_name(METRICS, name, val, &o->metric);
+        } else if (cmd == CMD_ENCODE && strcmp(name, "--data") == 0) {
+            NEED_VAL();
+            o->data = val;
+        } else if (cmd == CMD_ENCODE && strcmp(name, "--n") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 1, UINT64_MAX, &o->n);
+            o->n_set = 1;
+        } else if ((cmd == CMD_ENCODE || cmd == CMD_DECODE) && strcmp(name, "--quantizer") == 0) {
+            NEED_VAL();
+            o->quantizer = val;
+        } else if ((cmd == CMD_ENCODE || cmd == CMD_DECODE) && strcmp(name, "--codes") == 0) {
+            NEED_VAL();
+            o->codes = val;
+        } else if (cmd == CMD_DECODE && strcmp(name, "--out") == 0) {
+            NEED_VAL();
+            o->out = val;
         } else {
             known = 0;
         }
@@ -452,6 +485,9 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
             msg_error("unknown option '%s'", name);
             return -1;
         }
+        if (cmd == CMD_ENCODE && !o->qopt[0] && strcmp(name, "--dim") != 0 && strcmp(name, "--n") != 0 &&
+            strcmp(name, "--data") != 0 && strcmp(name, "--quantizer") != 0 && strcmp(name, "--codes") != 0)
+            snprintf(o->qopt, sizeof o->qopt, "%s", name);
         if (rc != 0) return -1;
     }
     return 0;
@@ -1370,6 +1406,595 @@ usage:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Files: CRC-32C and little-endian fields, for reading tq file headers      */
+
+/* CRC-32C (Castagnoli, reflected 0x82F63B78), as docs/format.md defines it. */
+static uint32_t crc32c_update(uint32_t crc, const uint8_t *p, size_t n) {
+    static uint32_t table[256];
+    static int ready = 0;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint32_t get_u16le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t get_u32le(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64le(const uint8_t *p) { return (uint64_t)get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32; }
+static void put_u32le(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno != ENOENT;
+    fclose(f);
+    return 1;
+}
+
+/*
+ * The fingerprint a code file stores for q (docs/format.md §3): CRC-32C of
+ * q's serialized bytes without the header CRC and the payload CRC.
+ */
+static int quantizer_fingerprint(const tq_quantizer *q, uint32_t *fp) {
+    size_t size = 0, written = 0;
+    tq_status s = tq_quantizer_serialized_size(q, &size);
+    if (s != TQ_OK) return lib_error(s, "cannot serialize the quantizer");
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        msg_error("out of memory (%zu bytes)", size);
+        return 1;
+    }
+    s = tq_quantizer_serialize(q, buf, size, &written);
+    if (s != TQ_OK) {
+        free(buf);
+        return lib_error(s, "cannot serialize the quantizer");
+    }
+    uint32_t hs = get_u32le(buf + 8);
+    uint32_t c = crc32c_update(0, buf, hs - 4);
+    *fp = crc32c_update(c, buf + hs, written - hs - 4);
+    free(buf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tq encode                                                                 */
+
+static const char ENCODE_HELP[] =
+    "usage: tq encode --data FILE --quantizer Q.tqqz --codes C.tqca [quantizer options] [--n N]\n"
+    "\n"
+    "Encode the rows of FILE (.fvecs or .npy float32) and save the codes (a TQCA file,\n"
+    "docs/format.md). If Q.tqqz does not exist, a quantizer is created from the options below\n"
+    "(its dimension taken from the data) and saved there; if it exists, it is loaded and used\n"
+    "as is, and any quantizer option is refused (choose a new path to make a new quantizer).\n"
+    "Rows are encoded as they are (not normalized). A one-line summary goes to stderr.\n"
+    "\n"
+    "options:\n"
+    "  --data FILE          the vectors to encode\n"
+    "  --quantizer FILE     the quantizer (.tqqz): loaded if it exists, else created and saved\n"
+    "  --codes FILE         where the codes (.tqca) are written (atomically)\n"
+    "  --n N                encode only the first N rows (default: all)\n"
+    "  --quiet              no summary on stderr\n"
+    "quantizer options (only when the quantizer is created):\n"
+    "  --bits B             bits per coordinate, 1..8 (required)\n"
+    "  --variant V          mse | prod | qjl | uniform (default mse); qjl takes --bits 1 only\n"
+    "  --rotation R         none | dense | hadamard (default hadamard)\n"
+    "  --rounds R           Hadamard rounds, 1..8 (default 2)\n"
+    "  --qjl K              dense | structured (prod/qjl; default dense)\n"
+    "  --norm M             plain | unit | unbiased (mse; default plain)\n"
+    "  --uniform M          symmetric | asymmetric (uniform; default symmetric)\n"
+    "  --scope S            vector | channel | group (uniform; default vector); channel is\n"
+    "                       calibrated on the rows being encoded\n"
+    "  --group N            channels per group for --scope group\n"
+    "  --outliers K         split off the K channels of largest mean square over the rows\n"
+    "  --outlier-bits B     bits of the outlier channels (default: bits + 1)\n"
+    "  --seed S             seed of the rotation and QJL projection (default 0)\n";
+
+static int cmd_encode(int argc, char **argv, int first) {
+    static const uint32_t no_bits[] = {0};
+    options o;
+    options_init(&o, no_bits, 0);
+    if (parse_options(CMD_ENCODE, argc, argv, first, &o) != 0) goto usage;
+    if (o.help) {
+        fputs(ENCODE_HELP, stdout);
+        return 0;
+    }
+    if (!o.data || !o.quantizer || !o.codes) {
+        msg_error("--data FILE, --quantizer FILE and --codes FILE are required");
+        goto usage;
+    }
+    int exists = file_exists(o.quantizer);
+    if (exists && o.qopt[0]) {
+        msg_error("%s: quantizer '%s' exists and is used as it is; quantizer options apply only when "
+                  "creating one (remove the option, or give a new --quantizer path)",
+                  o.qopt, o.quantizer);
+        goto usage;
+    }
+    if (!exists) {
+        if (o.nbits != 1) {
+            msg_error("--bits B (one value, 1..%u) is required to create quantizer '%s'", (unsigned)TQ_MAX_BITS,
+                      o.quantizer);
+            goto usage;
+        }
+        if (check_common(&o) != 0) goto usage;
+    }
+
+    float *x = NULL;
+    uint8_t *codes = NULL;
+    uint32_t *outlier_channels = NULL;
+    tq_quantizer *q = NULL;
+    size_t n = 0, dim = 0;
+    int rc = 1;
+    tq_status s;
+
+    if (load_vectors(o.data, o.n_set ? (size_t)o.n : 0, &x, &n, &dim) != 0) return 1;
+    if (exists) {
+        s = tq_quantizer_load(o.quantizer, &q);
+        if (s != TQ_OK) {
+            char what[1100];
+            snprintf(what, sizeof what, "cannot load quantizer '%s'", o.quantizer);
+            lib_error(s, what);
+            goto done;
+        }
+        if (tq_quantizer_dim(q) != dim) {
+            msg_error("quantizer '%s' has dimension %zu but the rows of '%s' have %zu", o.quantizer,
+                      tq_quantizer_dim(q), o.data, dim);
+            goto done;
+        }
+    } else {
+        if (o.outliers) {
+            if (o.outliers >= dim) {
+                msg_error("--outliers %u must be less than the dimension %zu", (unsigned)o.outliers, dim);
+                rc = EXIT_USAGE;
+                goto done;
+            }
+            outlier_channels = malloc(o.outliers * sizeof *outlier_channels);
+            if (!outlier_channels) {
+                msg_error("out of memory");
+                goto done;
+            }
+            s = tq_select_outliers(x, n, (uint32_t)dim, o.outliers, outlier_channels);
+            if (s != TQ_OK) {
+                lib_error(s, "cannot select outlier channels");
+                goto done;
+            }
+        }
+        if (create_quantizer(&o, (uint32_t)dim, o.bits[0], outlier_channels, &q) != 0) goto done;
+        if (o.variant == TQ_VARIANT_UNIFORM && o.uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
+            s = tq_quantizer_calibrate(q, x, n);
+            if (s != TQ_OK) {
+                lib_error(s, "calibration failed");
+                goto done;
+            }
+        }
+    }
+    size_t cs = tq_quantizer_code_size(q);
+    codes = alloc_codes(n, cs, "codes");
+    if (!codes) goto done;
+    s = tq_encode(q, x, n, codes);
+    if (s != TQ_OK) {
+        lib_error(s, "encode failed");
+        goto done;
+    }
+    if (!exists) {
+        s = tq_quantizer_save(q, o.quantizer);
+        if (s != TQ_OK) {
+            char what[1100];
+            snprintf(what, sizeof what, "cannot save quantizer '%s'", o.quantizer);
+            lib_error(s, what);
+            goto done;
+        }
+    }
+    s = tq_codes_save(q, codes, n, o.codes);
+    if (s != TQ_OK) {
+        char what[1100];
+        snprintf(what, sizeof what, "cannot save codes '%s'", o.codes);
+        lib_error(s, what);
+        goto done;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "tq: encoded %zu rows of dim %zu into '%s': %zu bytes per vector, %.4f bits per value (%s quantizer '%s')\n",
+                n, dim, o.codes, cs, tq_quantizer_bits_per_value(q), exists ? "loaded" : "new", o.quantizer);
+    rc = 0;
+done:
+    tq_free(x);
+    free(codes);
+    free(outlier_channels);
+    tq_quantizer_free(q);
+    return rc;
+usage:
+    fputs("tq: see 'tq encode --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tq decode                                                                 */
+
+static const char DECODE_HELP[] =
+    "usage: tq decode --quantizer Q.tqqz --codes C.tqca --out FILE\n"
+    "\n"
+    "Decode the records of C.tqca (which must have been made by Q.tqqz: the code file's\n"
+    "fingerprint is checked) and write the vectors as float32: .npy when FILE ends in .npy,\n"
+    ".fvecs otherwise. FILE is written to a temporary file and renamed, so a failure never\n"
+    "leaves a partial file.\n"
+    "\n"
+    "options:\n"
+    "  --quantizer FILE     the quantizer (.tqqz) that made the codes\n"
+    "  --codes FILE         the codes (.tqca)\n"
+    "  --out FILE           the decoded vectors (.fvecs, or .npy)\n"
+    "  --quiet              no summary on stderr\n";
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Write n rows of dim floats, little-endian, as .npy (v1.0) or .fvecs. 0 on success. */
+static int write_rows(FILE *f, const float *x, size_t n, size_t dim, int npy) {
+    uint8_t buf[4];
+    if (npy) {
+        char dict[128];
+        int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
+                           n, dim);
+        size_t total = 10 + (size_t)len + 1; /* magic, version, u16 length, dict, '\n' */
+        size_t pad = (64 - total % 64) % 64;
+        size_t hlen = (size_t)len + pad + 1;
+        uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hlen, (uint8_t)(hlen >> 8)};
+        if (fwrite(pre, 1, sizeof pre, f) != sizeof pre || fwrite(dict, 1, (size_t)len, f) != (size_t)len) return -1;
+        for (size_t i = 0; i < pad; i++)
+            if (fputc(' ', f) == EOF) return -1;
+        if (fputc('\n', f) == EOF) return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!npy) {
+            put_u32le(buf, (uint32_t)dim);
+            if (fwrite(buf, 1, 4, f) != 4) return -1;
+        }
+        for (size_t j = 0; j < dim; j++) {
+            uint32_t u;
+            memcpy(&u, &x[i * dim + j], 4);
+            put_u32le(buf, u);
+            if (fwrite(buf, 1, 4, f) != 4) return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_decode(int argc, char **argv, int first) {
+    static const uint32_t no_bits[] = {0};
+    options o;
+    options_init(&o, no_bits, 0);
+    if (parse_options(CMD_DECODE, argc, argv, first, &o) != 0) goto usage;
+    if (o.help) {
+        fputs(DECODE_HELP, stdout);
+        return 0;
+    }
+    if (!o.quantizer || !o.codes || !o.out) {
+        msg_error("--quantizer FILE, --codes FILE and --out FILE are required");
+        goto usage;
+    }
+
+    tq_quantizer *q = NULL;
+    uint8_t *codes = NULL;
+    float *x = NULL;
+    size_t n = 0;
+    char *tmp = NULL;
+    FILE *f = NULL;
+    int rc = 1;
+    char what[2200];
+    tq_status s = tq_quantizer_load(o.quantizer, &q);
+    if (s != TQ_OK) {
+        snprintf(what, sizeof what, "cannot load quantizer '%s'", o.quantizer);
+        lib_error(s, what);
+        goto done;
+    }
+    s = tq_codes_load(q, o.codes, &codes, &n);
+    if (s != TQ_OK) {
+        snprintf(what, sizeof what, "cannot load codes '%s' for quantizer '%s'", o.codes, o.quantizer);
+        lib_error(s, what);
+        goto done;
+    }
+    size_t dim = tq_quantizer_dim(q);
+    x = alloc_floats(n, dim, "decoded vectors");
+    if (!x) goto done;
+    s = tq_decode(q, codes, n, x);
+    if (s != TQ_OK) {
+        lib_error(s, "decode failed");
+        goto done;
+    }
+    size_t tlen = strlen(o.out) + 32;
+    tmp = malloc(tlen);
+    if (!tmp) {
+        msg_error("out of memory");
+        goto done;
+    }
+#if !defined(_WIN32)
+    snprintf(tmp, tlen, "%s.tmp.%ld", o.out, (long)getpid());
+#else
+    snprintf(tmp, tlen, "%s.tmp", o.out);
+#endif
+    f = fopen(tmp, "wbx");
+    if (!f) {
+        msg_error("cannot create '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    int werr = write_rows(f, x, n, dim, ends_with(o.out, ".npy"));
+    int cerr = fclose(f);
+    f = NULL;
+    if (werr != 0 || cerr != 0) {
+        msg_error("cannot write '%s': %s", tmp, strerror(errno));
+        remove(tmp);
+        goto done;
+    }
+    if (rename(tmp, o.out) != 0) {
+        msg_error("cannot rename '%s' to '%s': %s", tmp, o.out, strerror(errno));
+        remove(tmp);
+        goto done;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "tq: decoded %zu rows of dim %zu into '%s'\n", n, dim, o.out);
+    rc = 0;
+done:
+    tq_quantizer_free(q);
+    tq_free(codes);
+    free(x);
+    free(tmp);
+    return rc;
+usage:
+    fputs("tq: see 'tq decode --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tq inspect                                                                */
+
+static const char INSPECT_HELP[] =
+    "usage: tq inspect FILE [--json]\n"
+    "\n"
+    "Describe a tq file (docs/format.md):\n"
+    "  a quantizer (TQQZ): loaded and checked like any load, then its configuration: dim, bits,\n"
+    "    variant, rotation, rounds, qjl, norm, seed, outlier split, uniform settings, code size,\n"
+    "    bits per value, and the fingerprint that its code files carry\n"
+    "  a code array (TQCA): its header (format, n, code size, fingerprint), after checking the\n"
+    "    header CRC, the file's length and the records CRC\n"
+    "\n"
+    "options:\n"
+    "  --json               print one JSON object on stdout instead of text\n"
+    "\n"
+    "JSON: {\"file\",\"kind\":\"quantizer\",\"format\",\"dim\",\"bits\",\"variant\",\"rotation\",\"rounds\",\"qjl\",\n"
+    "\"norm\",\"seed\",\"outliers\",\"outlier_bits\",\"outlier_channels\",\"uniform\",\"scope\",\"group\",\"code_size\",\n"
+    "\"bits_per_value\",\"fingerprint\"} or {\"file\",\"kind\":\"codes\",\"format\",\"n\",\"code_size\",\"fingerprint\"}.\n"
+    "Values that do not apply are null.\n";
+
+static int inspect_quantizer(const options *o, unsigned major, unsigned minor) {
+    tq_quantizer *q = NULL;
+    tq_status s = tq_quantizer_load(o->file, &q);
+    if (s != TQ_OK) {
+        char what[1100];
+        snprintf(what, sizeof what, "cannot load quantizer '%s'", o->file);
+        return lib_error(s, what);
+    }
+    tq_config c;
+    uint32_t fp = 0;
+    if (tq_quantizer_get_config(q, &c) != TQ_OK || quantizer_fingerprint(q, &fp) != 0) {
+        tq_quantizer_free(q);
+        msg_error("cannot describe quantizer '%s'", o->file);
+        return 1;
+    }
+    int has_qjl = c.variant == TQ_VARIANT_PROD || c.variant == TQ_VARIANT_QJL;
+    int uses_rounds = c.rotation == TQ_ROTATION_HADAMARD || (has_qjl && c.qjl == TQ_QJL_STRUCTURED);
+    int uni = c.variant == TQ_VARIANT_UNIFORM;
+    size_t cs = tq_quantizer_code_size(q);
+    double bpv = tq_quantizer_bits_per_value(q);
+    if (o->json) {
+        FILE *f = stdout;
+        fputs("{\"file\":", f);
+        json_str(f, o->file);
+        fprintf(f, ",\"kind\":\"quantizer\",\"format\":\"%u.%u\",\"dim\":%u,\"bits\":%u,\"variant\":", major, minor,
+                (unsigned)c.dim, (unsigned)c.bits);
+        json_str(f, name_of(VARIANTS, c.variant));
+        fputs(",\"rotation\":", f);
+        json_str(f, name_of(ROTATIONS, c.rotation));
+        fputs(",\"rounds\":", f);
+        if (uses_rounds)
+            fprintf(f, "%u", (unsigned)c.rounds);
+        else
+            fputs("null", f);
+        fputs(",\"qjl\":", f);
+        json_str(f, has_qjl ? name_of(QJLS, c.qjl) : NULL);
+        fputs(",\"norm\":", f);
+        json_str(f, c.variant == TQ_VARIANT_MSE ? name_of(NORMS, c.norm) : NULL);
+        fprintf(f, ",\"seed\":%llu,\"outliers\":%u,\"outlier_bits\":", (unsigned long long)c.seed,
+                (unsigned)c.outlier_count);
+        if (c.outlier_count) {
+            fprintf(f, "%u,\"outlier_channels\":[", (unsigned)c.outlier_bits);
+            for (uint32_t i = 0; i < c.outlier_count; i++)
+                fprintf(f, "%s%u", i ? "," : "", (unsigned)c.outlier_channels[i]);
+            fputc(']', f);
+        } else {
+            fputs("null,\"outlier_channels\":null", f);
+        }
+        fputs(",\"uniform\":", f);
+        json_str(f, uni ? name_of(UNIFORM_MODES, c.uniform_mode) : NULL);
+        fputs(",\"scope\":", f);
+        json_str(f, uni ? name_of(UNIFORM_SCOPES, c.uniform_scope) : NULL);
+        fputs(",\"group\":", f);
+        if (uni && c.uniform_scope == TQ_UNIFORM_GROUP)
+            fprintf(f, "%u", (unsigned)c.group_size);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"code_size\":%zu,\"bits_per_value\":", cs);
+        json_num(f, bpv);
+        fprintf(f, ",\"fingerprint\":\"0x%08x\"}\n", (unsigned)fp);
+    } else {
+        printf("%s: tq quantizer (TQQZ %u.%u)\n", o->file, major, minor);
+        printf("  dim             %u\n", (unsigned)c.dim);
+        printf("  bits            %u\n", (unsigned)c.bits);
+        printf("  variant         %s\n", name_of(VARIANTS, c.variant));
+        printf("  rotation        %s\n", name_of(ROTATIONS, c.rotation));
+        if (uses_rounds) printf("  rounds          %u\n", (unsigned)c.rounds);
+        if (has_qjl) printf("  qjl             %s\n", name_of(QJLS, c.qjl));
+        if (c.variant == TQ_VARIANT_MSE) printf("  norm            %s\n", name_of(NORMS, c.norm));
+        printf("  seed            %llu\n", (unsigned long long)c.seed);
+        if (uni) {
+            printf("  uniform         %s per %s", name_of(UNIFORM_MODES, c.uniform_mode),
+                   name_of(UNIFORM_SCOPES, c.uniform_scope));
+            if (c.uniform_scope == TQ_UNIFORM_GROUP) printf(" (groups of %u)", (unsigned)c.group_size);
+            putchar('\n');
+        }
+        if (c.outlier_count) {
+            printf("  outliers        %u channels at %u bits:", (unsigned)c.outlier_count, (unsigned)c.outlier_bits);
+            for (uint32_t i = 0; i < c.outlier_count && i < 16; i++) printf(" %u", (unsigned)c.outlier_channels[i]);
+            printf("%s\n", c.outlier_count > 16 ? " ..." : "");
+        } else {
+            printf("  outliers        none\n");
+        }
+        printf("  code size       %zu bytes per vector\n", cs);
+        printf("  bits per value  %.4f\n", bpv);
+        printf("  fingerprint     0x%08x\n", (unsigned)fp);
+    }
+    tq_quantizer_free(q);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* A code array: check the header and both CRCs here (loading needs its quantizer). */
+static int inspect_codes(const options *o, FILE *f, unsigned major, unsigned minor) {
+    uint8_t *buf = malloc(65536);
+    if (!buf) {
+        msg_error("out of memory");
+        return 1;
+    }
+    int rc = 1;
+    if (fseek(f, 0, SEEK_SET) != 0 || fread(buf, 1, 40, f) != 40) {
+        msg_error("'%s': truncated: a code array header is 40 bytes", o->file);
+        goto done;
+    }
+    uint32_t hs = get_u32le(buf + 8);
+    if (minor == 0 ? hs != 40 : (hs < 40 || hs > 65536)) {
+        msg_error("'%s': bad header size %u for format %u.%u", o->file, (unsigned)hs, major, minor);
+        goto done;
+    }
+    if (fread(buf + 40, 1, hs - 40, f) != hs - 40) {
+        msg_error("'%s': truncated header", o->file);
+        goto done;
+    }
+    uint32_t stored = get_u32le(buf + hs - 4), crc = crc32c_update(0, buf, hs - 4);
+    if (stored != crc) {
+        msg_error("'%s': header checksum mismatch (stored 0x%08x, computed 0x%08x)", o->file, (unsigned)stored,
+                  (unsigned)crc);
+        goto done;
+    }
+    if (get_u32le(buf + 12) != 0 || get_u32le(buf + 32) != 0) {
+        msg_error("'%s': reserved header fields are not zero", o->file);
+        goto done;
+    }
+    uint32_t fp = get_u32le(buf + 16), cs = get_u32le(buf + 20);
+    uint64_t n = get_u64le(buf + 24);
+    if (cs == 0 || n > (UINT64_MAX - hs - 4) / cs) {
+        msg_error("'%s': bad header (code_size %u, n %llu)", o->file, (unsigned)cs, (unsigned long long)n);
+        goto done;
+    }
+    uint64_t body = n * cs, want = hs + body + 4;
+    long end = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1L;
+    if (end < 0 || fseek(f, (long)hs, SEEK_SET) != 0) {
+        msg_error("'%s': cannot seek: %s", o->file, strerror(errno));
+        goto done;
+    }
+    if ((uint64_t)end != want) {
+        msg_error("'%s': truncated: header says %llu bytes, file has %ld", o->file, (unsigned long long)want, end);
+        goto done;
+    }
+    uint32_t rcrc = 0;
+    for (uint64_t left = body; left > 0;) {
+        size_t k = left < 65536 ? (size_t)left : 65536;
+        if (fread(buf, 1, k, f) != k) {
+            msg_error("'%s': read error", o->file);
+            goto done;
+        }
+        rcrc = crc32c_update(rcrc, buf, k);
+        left -= k;
+    }
+    if (fread(buf, 1, 4, f) != 4) {
+        msg_error("'%s': read error", o->file);
+        goto done;
+    }
+    stored = get_u32le(buf);
+    if (stored != rcrc) {
+        msg_error("'%s': records checksum mismatch (stored 0x%08x, computed 0x%08x)", o->file, (unsigned)stored,
+                  (unsigned)rcrc);
+        goto done;
+    }
+    if (o->json) {
+        printf("{\"file\":");
+        json_str(stdout, o->file);
+        printf(",\"kind\":\"codes\",\"format\":\"%u.%u\",\"n\":%llu,\"code_size\":%u,\"fingerprint\":\"0x%08x\"}\n",
+               major, minor, (unsigned long long)n, (unsigned)cs, (unsigned)fp);
+    } else {
+        printf("%s: tq code array (TQCA %u.%u)\n", o->file, major, minor);
+        printf("  n               %llu records\n", (unsigned long long)n);
+        printf("  code size       %u bytes per vector\n", (unsigned)cs);
+        printf("  fingerprint     0x%08x (of the quantizer that made them)\n", (unsigned)fp);
+        printf("  checksums       header and records ok\n");
+    }
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    free(buf);
+    return rc;
+}
+
+static int cmd_inspect(int argc, char **argv, int first) {
+    static const uint32_t no_bits[] = {0};
+    options o;
+    options_init(&o, no_bits, 0);
+    if (parse_options(CMD_INSPECT, argc, argv, first, &o) != 0) goto usage;
+    if (o.help) {
+        fputs(INSPECT_HELP, stdout);
+        return 0;
+    }
+    if (!o.file) {
+        msg_error("a FILE to inspect is required");
+        goto usage;
+    }
+    FILE *f = fopen(o.file, "rb");
+    if (!f) {
+        msg_error("cannot open '%s': %s", o.file, strerror(errno));
+        return 1;
+    }
+    uint8_t head[8];
+    int rc = 1;
+    if (fread(head, 1, sizeof head, f) != sizeof head) {
+        msg_error("'%s' is not a tq file (shorter than 8 bytes)", o.file);
+    } else if (memcmp(head, "TQQZ", 4) == 0) {
+        rc = inspect_quantizer(&o, get_u16le(head + 4), get_u16le(head + 6));
+    } else if (memcmp(head, "TQCA", 4) == 0) {
+        unsigned major = get_u16le(head + 4), minor = get_u16le(head + 6);
+        if (major != 1)
+            msg_error("'%s': code array format %u.%u is not supported (this tq reads 1.x)", o.file, major, minor);
+        else
+            rc = inspect_codes(&o, f, major, minor);
+    } else {
+        msg_error("'%s' is neither a tq quantizer (TQQZ) nor a tq code array (TQCA)", o.file);
+    }
+    fclose(f);
+    return rc;
+usage:
+    fputs("tq: see 'tq inspect --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
 /* main                                                                      */
 
 static const char MAIN_HELP[] =
@@ -1380,9 +2005,13 @@ static const char MAIN_HELP[] =
     "commands:\n"
     "  bench distortion   distortion of a quantizer against the paper's bounds\n"
     "  bench recall       top-1 recall of search scored straight from codes\n"
+    "  encode             encode vectors into a code file (creating the quantizer if needed)\n"
+    "  decode             decode a code file back to float32 vectors\n"
+    "  inspect            describe a quantizer (.tqqz) or code (.tqca) file\n"
     "  info               version and how the library was built\n"
     "\n"
-    "Run 'tq bench distortion --help' or 'tq bench recall --help' for their options.\n";
+    "Run 'tq bench distortion --help' or 'tq bench recall --help' for their options.\n"
+    "Run 'tq encode --help', 'tq decode --help' or 'tq inspect --help' for theirs.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -1407,6 +2036,9 @@ int main(int argc, char **argv) {
         printf("%s\n%s\n", tq_version_string(), tq_build_info());
         return 0;
     }
+    if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv, 2);
+    if (strcmp(cmd, "decode") == 0) return cmd_decode(argc, argv, 2);
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc, argv, 2);
     if (strcmp(cmd, "bench") == 0) {
         if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
             fputs("usage: tq bench distortion|recall [options]   (--help after either for its options)\n",
