@@ -127,7 +127,7 @@ typedef enum tq_rotation_kind {
 
 typedef enum tq_qjl_kind {
     TQ_QJL_DENSE = 0,       /* S with i.i.d. N(0,1) entries, d x d (paper-exact) */
-    TQ_QJL_STRUCTURED = 1   /* sqrt(d) * structured orthogonal (Hadamard) map, own seed */
+    TQ_QJL_STRUCTURED = 1   /* orthonormal Hadamard-based map R (own seed); scale 1/(d E|u_1|) */
 } tq_qjl_kind;
 
 /** What the MSE variant stores as its per-vector scale. */
