@@ -314,6 +314,7 @@ typedef struct options {
     /* encode, decode, inspect */
     const char *quantizer, *codes, *out, *file;
     char qopt[64]; /* the first quantizer option given ("" if none) */
+    uint32_t threads; /* --threads: 0 = all cores */
 } options;
 
 static void options_init(options *o, const uint32_t *bits, size_t nbits) {
@@ -339,8 +340,11 @@ static int takes_quantizer_options(int cmd) {
     return cmd == CMD_DISTORTION || cmd == CMD_RECALL || cmd == CMD_ENCODE;
 }
 
-/* Parse argv[first..argc) for the given command; 0 on success. */
+/* Parse argv[first..argc) for the given command; 0 on success. The thread
+ * count is applied here: benchmarks default to 1 thread (single-thread
+ * figures are the headline), encode and decode to all cores. */
 static int parse_options(int cmd, int argc, char **argv, int first, options *o) {
+    o->threads = (cmd == CMD_DISTORTION || cmd == CMD_RECALL) ? 1u : 0u;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -434,6 +438,10 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
         } else if (qcmd && strcmp(name, "--seed") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 0, UINT64_MAX, &o->seed);
+        } else if (cmd != CMD_INSPECT && strcmp(name, "--threads") == 0) {
+            NEED_VAL();
+            rc = parse_u64(name, val, 0, 256, &v);
+            o->threads = (uint32_t)v;
         } else if (cmd == CMD_DISTORTION && strcmp(name, "--dim") == 0) {
             NEED_VAL();
             rc = parse_u64(name, val, 1, TQ_MAX_DIM, &v);
@@ -486,9 +494,14 @@ static int parse_options(int cmd, int argc, char **argv, int first, options *o) 
             return -1;
         }
         if (cmd == CMD_ENCODE && !o->qopt[0] && strcmp(name, "--dim") != 0 && strcmp(name, "--n") != 0 &&
-            strcmp(name, "--data") != 0 && strcmp(name, "--quantizer") != 0 && strcmp(name, "--codes") != 0)
+            strcmp(name, "--data") != 0 && strcmp(name, "--quantizer") != 0 && strcmp(name, "--codes") != 0 &&
+            strcmp(name, "--threads") != 0)
             snprintf(o->qopt, sizeof o->qopt, "%s", name);
         if (rc != 0) return -1;
+    }
+    if (cmd != CMD_INSPECT && tq_set_threads(o->threads) != TQ_OK) {
+        msg_error("--threads: %s", tq_last_error());
+        return -1;
     }
     return 0;
 }
@@ -690,6 +703,7 @@ static const char DISTORTION_HELP[] =
     "  --outlier-bits B     bits of the outlier channels (default: bits + 1)\n"
     "  --n N                number of vectors (default 10000; with --data, the first N usable rows)\n"
     "  --seed S             seed of the quantizer and of the random vectors (default 0)\n"
+    "  --threads T          threads for encode and scoring (default 1; 0 = all cores)\n"
     "  --data FILE          use the rows of FILE (.fvecs or .npy float32), normalized;\n"
     "                       rows of zero norm are skipped. The queries y stay random.\n"
     "  --json               print one JSON object on stdout instead of a table\n"
@@ -1092,11 +1106,12 @@ static const char RECALL_HELP[] =
     "  --normalize      scale base and query rows to unit norm first (zero rows stay zero)\n"
     "  --k K            the k of recall 1@k (default 10)\n"
     "  --seed S         seed of the quantizer (default 0)\n"
+    "  --threads T      threads for encode and scoring (default 1: single-thread timings; 0 = all cores)\n"
     "  --quiet          no progress on stderr\n"
     "  --json           print one JSON object on stdout instead of a table\n"
     "\n"
     "JSON: {\"base\",\"queries\",\"n_base\",\"nq\",\"dim\",\"metric\",\"normalize\",\"k\",\"variant\",\"rotation\",\n"
-    "\"rounds\",\"qjl\",\"norm\",\"seed\",\"exact_s\",\"results\":[{\"bits\",\"bits_per_value\",\"code_size\",\n"
+    "\"rounds\",\"qjl\",\"norm\",\"seed\",\"threads\",\"kernels\",\"exact_s\",\"results\":[{\"bits\",\"bits_per_value\",\"code_size\",\n"
     "\"recall_at_1\",\"recall_1_at_k\",\"encode_s\",\"score_s\"}, ...]}\n";
 
 typedef struct recall_result {
@@ -1351,7 +1366,9 @@ static int cmd_recall(int argc, char **argv, int first) {
             fputs("null", f);
         fputs(",\"norm\":", f);
         json_str(f, name_of(NORMS, o.norm));
-        fprintf(f, ",\"seed\":%llu,\"exact_s\":", (unsigned long long)o.seed);
+        fprintf(f, ",\"seed\":%llu,\"threads\":%u,\"kernels\":", (unsigned long long)o.seed, (unsigned)tq_get_threads());
+        json_str(f, tq_kernel_name());
+        fputs(",\"exact_s\":", f);
         json_num(f, exact_s);
         if (o.outliers) fprintf(f, ",\"outliers\":%u", (unsigned)o.outliers);
         fputs(",\"results\":[", f);
@@ -1377,7 +1394,8 @@ static int cmd_recall(int argc, char **argv, int first) {
                name_of(VARIANTS, o.variant), name_of(ROTATIONS, o.rotation));
         if (o.variant == TQ_VARIANT_MSE) printf(", norm %s", name_of(NORMS, o.norm));
         if (o.variant == TQ_VARIANT_PROD || o.variant == TQ_VARIANT_QJL) printf(", qjl %s", name_of(QJLS, o.qjl));
-        printf(", seed %llu\n", (unsigned long long)o.seed);
+        printf(", seed %llu; %u thread(s), %s kernels\n", (unsigned long long)o.seed, (unsigned)tq_get_threads(),
+               tq_kernel_name());
         char r1k_name[32];
         snprintf(r1k_name, sizeof r1k_name, "R1@%zu", k);
         printf("%4s %9s %6s %8s %8s %10s %12s\n", "bits", "bits/val", "bytes", "R@1", r1k_name, "encode_s",
@@ -1500,7 +1518,8 @@ static const char ENCODE_HELP[] =
     "  --group N            channels per group for --scope group\n"
     "  --outliers K         split off the K channels of largest mean square over the rows\n"
     "  --outlier-bits B     bits of the outlier channels (default: bits + 1)\n"
-    "  --seed S             seed of the rotation and QJL projection (default 0)\n";
+    "  --seed S             seed of the rotation and QJL projection (default 0)\n"
+    "  --threads T          threads (default 0 = all cores)\n";
 
 static int cmd_encode(int argc, char **argv, int first) {
     static const uint32_t no_bits[] = {0};
@@ -1634,6 +1653,7 @@ static const char DECODE_HELP[] =
     "  --quantizer FILE     the quantizer (.tqqz) that made the codes\n"
     "  --codes FILE         the codes (.tqca)\n"
     "  --out FILE           the decoded vectors (.fvecs, or .npy)\n"
+    "  --threads T          threads (default 0 = all cores)\n"
     "  --quiet              no summary on stderr\n";
 
 static int ends_with(const char *s, const char *suffix) {
