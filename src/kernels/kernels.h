@@ -5,7 +5,8 @@
  * The scalar table ("ref", kernels_ref.c) is the specification. Every other
  * table must give:
  *   - bit-identical results for everything that decides a code: fwht,
- *     dense_forward (its documented summation order), nearest;
+ *     dense_forward (its documented summation order), nearest (a NaN output
+ *     need only be a NaN: compilers do not keep NaN payloads);
  *   - results within a stated tolerance for scores: ip_codes and ip_signs
  *     (the ref sums in double; a SIMD table may sum in float; tests hold it to
  *     |fast - ref| <= 1e-5 * sum_j |q_j| * max|c|, see tests/test_kernels.c).
@@ -31,7 +32,8 @@ typedef struct tq_kernel_table {
     /** y = M x for a dim x dim row-major M: per row four double partial sums
      *  (element j to sum j mod 4), combined (s0+s1)+(s2+s3), rounded to float once. */
     void (*dense_forward)(const float *M, uint32_t dim, const float *x, float *y);
-    /** idx[j] = number of bounds[0..levels-2] strictly below y[j] (nearest centroid). */
+    /** idx[j] = number of bounds[0..levels-2] strictly below y[j] (nearest centroid);
+     *  bounds sorted ascending, no NaN, 2 <= levels <= 256. */
     void (*nearest)(const float *bounds, uint32_t levels, const float *y, uint32_t d, uint8_t *idx);
     /** sum_j q[j] * cent[idx_j] where idx is packed at `bits` (pack.h layout).
      *  scratch holds >= d bytes (tables may ignore it). */

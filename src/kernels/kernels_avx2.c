@@ -1,8 +1,446 @@
 /*
- * kernels_avx2.c — the AVX2 kernel table (x86-64 only). Until its kernels
- * are written it is not compiled in: tq_kernels_avx2() returns NULL and the
- * reference table runs.
+ * kernels_avx2.c — the AVX2 kernel table (x86-64, GCC or Clang).
+ *
+ * Every function carries its own target attribute and the build adds no
+ * -mavx2, so this file compiles into every x86-64 binary and its code runs
+ * only after dispatch.c has seen AVX2 in CPUID and YMM state enabled by the
+ * OS. On other platforms or compilers the file is reduced to a NULL table.
+ *
+ * What must match the ref table bit for bit (kernels.h) is computed with the
+ * same operations on the same operands in the same order — only more of them
+ * at once:
+ *   - fwht: the butterfly graph of the ref (stage h = 1, 2, 4, ... with u+v,
+ *     u-v) is evaluated exactly; stages 1, 2, 4 inside one register with
+ *     permutes and blends (operand order kept: even lanes a+b, odd lanes a-b),
+ *     stages 8, 16, 32 across eight registers, the rest two stages per pass
+ *     over memory. The final scale is the same single float multiply.
+ *   - dense_forward: a __m256d accumulator over four consecutive elements is
+ *     exactly the ref's four partial sums (element j to lane j mod 4); mul and
+ *     add stay separate (no "fma" in these functions' target, and the build
+ *     has -ffp-contract=off). Four rows share each load of x.
+ *   - nearest: a count of bounds below y is an integer; compare-and-count for
+ *     up to 64 levels, a branchless search above, both equal to the ref's
+ *     binary search for sorted bounds (NaN counts 0 in all three).
+ * The scores (ip_codes, ip_signs) sum in float with FMA in blocks of at most
+ * 512 coordinates, each block added to a double, so the error bound of
+ * kernels.h does not grow with d.
  */
 #include "kernels.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define TQ_AVX2 __attribute__((target("avx2")))
+#define TQ_AVX2_FMA __attribute__((target("avx2,fma")))
+#define TQ_AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
+#define TQ_AVX2_FMA_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+/* ---- fwht ---- */
+
+/* Stages h = 1, 2, 4 of the ref on one block of 8: lane i pairs with lane
+ * i ^ h; the lower lane gets a + b, the upper b' = a - b (a = lower lane). */
+TQ_AVX2_INLINE __m256 tq_fwht8(__m256 v) {
+    __m256 s = _mm256_permute_ps(v, 0xB1); /* 1 0 3 2 */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xAA);
+    s = _mm256_permute_ps(v, 0x4E); /* 2 3 0 1 */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xCC);
+    s = _mm256_permute2f128_ps(v, v, 0x01); /* swap halves */
+    v = _mm256_blend_ps(_mm256_add_ps(v, s), _mm256_sub_ps(s, v), 0xF0);
+    return v;
+}
+
+#define TQ_BFLY(a, b)                       \
+    do {                                    \
+        __m256 t_ = (a);                    \
+        (a) = _mm256_add_ps(t_, (b));       \
+        (b) = _mm256_sub_ps(t_, (b));       \
+    } while (0)
+
+TQ_AVX2 static void fwht_avx2(float *x, uint32_t len) {
+    if (len < 8) {
+        tq_kernels_ref()->fwht(x, len);
+        return;
+    }
+    const float scale = (float)(1.0 / sqrt((double)len)); /* the ref's expression */
+    const __m256 vs = _mm256_set1_ps(scale);
+    if (len < 64) {
+        for (uint32_t i = 0; i < len; i += 8) {
+            __m256 v = tq_fwht8(_mm256_loadu_ps(x + i));
+            _mm256_storeu_ps(x + i, len == 8 ? _mm256_mul_ps(v, vs) : v);
+        }
+        for (uint32_t h = 8; h < len; h *= 2) {
+            int last = 2 * h == len;
+            for (uint32_t i = 0; i < len; i += 2 * h) {
+                for (uint32_t j = i; j < i + h; j += 8) {
+                    __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + h);
+                    TQ_BFLY(a, b);
+                    if (last) {
+                        a = _mm256_mul_ps(a, vs);
+                        b = _mm256_mul_ps(b, vs);
+                    }
+                    _mm256_storeu_ps(x + j, a);
+                    _mm256_storeu_ps(x + j + h, b);
+                }
+            }
+        }
+        return;
+    }
+    /* stages 1 .. 32 on chunks of 64 in eight registers */
+    for (uint32_t i = 0; i < len; i += 64) {
+        float *p = x + i;
+        __m256 v0 = tq_fwht8(_mm256_loadu_ps(p)), v1 = tq_fwht8(_mm256_loadu_ps(p + 8));
+        __m256 v2 = tq_fwht8(_mm256_loadu_ps(p + 16)), v3 = tq_fwht8(_mm256_loadu_ps(p + 24));
+        __m256 v4 = tq_fwht8(_mm256_loadu_ps(p + 32)), v5 = tq_fwht8(_mm256_loadu_ps(p + 40));
+        __m256 v6 = tq_fwht8(_mm256_loadu_ps(p + 48)), v7 = tq_fwht8(_mm256_loadu_ps(p + 56));
+        TQ_BFLY(v0, v1); TQ_BFLY(v2, v3); TQ_BFLY(v4, v5); TQ_BFLY(v6, v7); /* h = 8 */
+        TQ_BFLY(v0, v2); TQ_BFLY(v1, v3); TQ_BFLY(v4, v6); TQ_BFLY(v5, v7); /* h = 16 */
+        TQ_BFLY(v0, v4); TQ_BFLY(v1, v5); TQ_BFLY(v2, v6); TQ_BFLY(v3, v7); /* h = 32 */
+        if (len == 64) {
+            v0 = _mm256_mul_ps(v0, vs); v1 = _mm256_mul_ps(v1, vs);
+            v2 = _mm256_mul_ps(v2, vs); v3 = _mm256_mul_ps(v3, vs);
+            v4 = _mm256_mul_ps(v4, vs); v5 = _mm256_mul_ps(v5, vs);
+            v6 = _mm256_mul_ps(v6, vs); v7 = _mm256_mul_ps(v7, vs);
+        }
+        _mm256_storeu_ps(p, v0); _mm256_storeu_ps(p + 8, v1);
+        _mm256_storeu_ps(p + 16, v2); _mm256_storeu_ps(p + 24, v3);
+        _mm256_storeu_ps(p + 32, v4); _mm256_storeu_ps(p + 40, v5);
+        _mm256_storeu_ps(p + 48, v6); _mm256_storeu_ps(p + 56, v7);
+    }
+    /* the remaining stages two at a time (h and 2h), or one when one is left */
+    uint32_t h = 64;
+    while (h < len) {
+        if (4 * h <= len) {
+            int last = 4 * h == len;
+            for (uint32_t i = 0; i < len; i += 4 * h) {
+                float *pa = x + i, *pb = pa + h, *pc = pb + h, *pd = pc + h;
+                for (uint32_t j = 0; j < h; j += 8) {
+                    __m256 a = _mm256_loadu_ps(pa + j), b = _mm256_loadu_ps(pb + j);
+                    __m256 c = _mm256_loadu_ps(pc + j), d = _mm256_loadu_ps(pd + j);
+                    TQ_BFLY(a, b); TQ_BFLY(c, d); /* stage h */
+                    TQ_BFLY(a, c); TQ_BFLY(b, d); /* stage 2h */
+                    if (last) {
+                        a = _mm256_mul_ps(a, vs); b = _mm256_mul_ps(b, vs);
+                        c = _mm256_mul_ps(c, vs); d = _mm256_mul_ps(d, vs);
+                    }
+                    _mm256_storeu_ps(pa + j, a); _mm256_storeu_ps(pb + j, b);
+                    _mm256_storeu_ps(pc + j, c); _mm256_storeu_ps(pd + j, d);
+                }
+            }
+            h *= 4;
+        } else { /* 2h == len: the last stage */
+            for (uint32_t j = 0; j < h; j += 8) {
+                __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + h + j);
+                TQ_BFLY(a, b);
+                _mm256_storeu_ps(x + j, _mm256_mul_ps(a, vs));
+                _mm256_storeu_ps(x + h + j, _mm256_mul_ps(b, vs));
+            }
+            h *= 2;
+        }
+    }
+}
+
+/* ---- dense_forward ---- */
+
+/* Lanes of acc are the ref's s0..s3 after the whole groups of four; add the
+ * tail elements j..dim-1 to s0, s1, s2 and combine as the ref does. */
+TQ_AVX2_INLINE float tq_dense_finish(__m256d acc, const float *row, const float *x, uint32_t j, uint32_t dim) {
+    double s[4];
+    _mm256_storeu_pd(s, acc);
+    if (j < dim) s[0] += (double)row[j] * (double)x[j];
+    if (j + 1 < dim) s[1] += (double)row[j + 1] * (double)x[j + 1];
+    if (j + 2 < dim) s[2] += (double)row[j + 2] * (double)x[j + 2];
+    return (float)((s[0] + s[1]) + (s[2] + s[3]));
+}
+
+TQ_AVX2 static void dense_forward_avx2(const float *M, uint32_t dim, const float *x, float *y) {
+    const uint32_t j4 = dim & ~3u;
+    uint32_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        const float *r0 = M + (size_t)i * dim, *r1 = r0 + dim, *r2 = r1 + dim, *r3 = r2 + dim;
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+        __m256d a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
+        for (uint32_t j = 0; j < j4; j += 4) {
+            __m256d xv = _mm256_cvtps_pd(_mm_loadu_ps(x + j));
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(r0 + j)), xv));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(r1 + j)), xv));
+            a2 = _mm256_add_pd(a2, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(r2 + j)), xv));
+            a3 = _mm256_add_pd(a3, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(r3 + j)), xv));
+        }
+        y[i] = tq_dense_finish(a0, r0, x, j4, dim);
+        y[i + 1] = tq_dense_finish(a1, r1, x, j4, dim);
+        y[i + 2] = tq_dense_finish(a2, r2, x, j4, dim);
+        y[i + 3] = tq_dense_finish(a3, r3, x, j4, dim);
+    }
+    for (; i < dim; i++) {
+        const float *r0 = M + (size_t)i * dim;
+        __m256d a0 = _mm256_setzero_pd();
+        for (uint32_t j = 0; j < j4; j += 4) {
+            __m256d xv = _mm256_cvtps_pd(_mm_loadu_ps(x + j));
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(r0 + j)), xv));
+        }
+        y[i] = tq_dense_finish(a0, r0, x, j4, dim);
+    }
+}
+
+/* ---- nearest ---- */
+
+static uint8_t tq_nearest1(const float *bounds, uint32_t levels, float v) {
+    uint32_t lo = 0, hi = levels - 1; /* the ref's search */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) >> 1;
+        if (v > bounds[mid]) lo = mid + 1; else hi = mid;
+    }
+    return (uint8_t)lo;
+}
+
+/* Eight counts (epi32, each <= 255) to eight bytes. */
+TQ_AVX2_INLINE void tq_store8_u8(uint8_t *out, __m256i c) {
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    _mm_storel_epi64((__m128i *)(void *)out, _mm_packus_epi16(w, w));
+}
+
+TQ_AVX2 static void nearest_avx2(const float *bounds, uint32_t levels, const float *y, uint32_t d, uint8_t *idx) {
+    const uint32_t nb = levels - 1; /* bounds in use */
+    uint32_t j = 0;
+    if (levels <= 64) {
+        /* count: subtracting an all-ones compare mask adds 1; two counters
+         * so consecutive compares do not wait on each other */
+        for (; j + 8 <= d; j += 8) {
+            __m256 v = _mm256_loadu_ps(y + j);
+            __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
+            uint32_t k = 0;
+            for (; k + 2 <= nb; k += 2) {
+                c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(_mm256_cmp_ps(_mm256_broadcast_ss(bounds + k), v, _CMP_LT_OQ)));
+                c1 = _mm256_sub_epi32(c1,
+                                      _mm256_castps_si256(_mm256_cmp_ps(_mm256_broadcast_ss(bounds + k + 1), v, _CMP_LT_OQ)));
+            }
+            if (k < nb)
+                c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(_mm256_cmp_ps(_mm256_broadcast_ss(bounds + k), v, _CMP_LT_OQ)));
+            tq_store8_u8(idx + j, _mm256_add_epi32(c0, c1));
+        }
+    } else {
+        /* branchless search over the bounds padded with +inf to 2*top - 1
+         * entries (nothing is above +inf, NaN is above nothing): pos counts
+         * bounds known below v; try pos + step for step = top .. 1. Scalar:
+         * on the AMD cores measured, vpgatherdd was slower than the ref. */
+        float tab[256];
+        uint32_t top = 1;
+        while (2 * top <= nb) top *= 2;
+        memcpy(tab, bounds, nb * sizeof(float));
+        for (uint32_t k = nb; k < 2 * top - 1; k++) tab[k] = INFINITY;
+        for (; j < d; j++) {
+            float v = y[j];
+            uint32_t pos = 0;
+            for (uint32_t step = top; step; step >>= 1) pos += (tab[pos + step - 1] < v) ? step : 0;
+            idx[j] = (uint8_t)pos;
+        }
+    }
+    for (; j < d; j++) idx[j] = tq_nearest1(bounds, levels, y[j]);
+}
+
+/* ---- ip_codes ---- */
+
+/* Indices of coordinates 8g .. 8g+7 of a plane of width W (1, 2, 4 or 8),
+ * one per 32-bit lane. A group of 8 takes W whole bytes, so no read goes past
+ * the plane for a whole group. */
+TQ_AVX2_INLINE __m256i tq_plane8(const uint8_t *plane, uint32_t g, uint32_t W) {
+    if (W == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(plane + 8 * (size_t)g)));
+    uint32_t v;
+    __m256i sh;
+    if (W == 4) {
+        memcpy(&v, plane + 4 * (size_t)g, 4);
+        sh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    } else if (W == 2) {
+        uint16_t t;
+        memcpy(&t, plane + 2 * (size_t)g, 2);
+        v = t;
+        sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    } else {
+        v = plane[g];
+        sh = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    }
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v), sh), _mm256_set1_epi32((1 << W) - 1));
+}
+
+typedef struct tq_planes {
+    const uint8_t *p[3];
+    uint32_t w[3], s[3];
+    int n;
+} tq_planes;
+
+static void tq_planes_init(tq_planes *pl, const uint8_t *packed, uint32_t d, uint32_t bits) {
+    if (bits == 8) {
+        pl->n = 1;
+        pl->p[0] = packed;
+        pl->w[0] = 8;
+        pl->s[0] = 0;
+        return;
+    }
+    pl->n = 0;
+    uint32_t shift = 0;
+    for (uint32_t w = 4; w >= 1; w >>= 1) {
+        if (!(bits & w)) continue;
+        pl->p[pl->n] = packed;
+        pl->w[pl->n] = w;
+        pl->s[pl->n] = shift;
+        pl->n++;
+        packed += ((size_t)d * w + 7) / 8;
+        shift += w;
+    }
+}
+
+/* The index of coordinate j (scalar, for the last d mod 8). */
+static uint32_t tq_index_at(const tq_planes *pl, uint32_t j) {
+    uint32_t v = 0;
+    for (int k = 0; k < pl->n; k++) {
+        uint32_t w = pl->w[k];
+        if (w == 8) return pl->p[k][j];
+        uint32_t bit = j * w;
+        v |= (((uint32_t)pl->p[k][bit >> 3] >> (bit & 7u)) & ((1u << w) - 1u)) << pl->s[k];
+    }
+    return v;
+}
+
+/* Indices of group g for a constant BITS (widths greedy 4, 2, 1 as pack.h). */
+TQ_AVX2_INLINE __m256i tq_group_idx(const tq_planes *pl, uint32_t g, uint32_t BITS) {
+    if (BITS == 8) return tq_plane8(pl->p[0], g, 8);
+    if (BITS == 1 || BITS == 2 || BITS == 4) return tq_plane8(pl->p[0], g, BITS);
+    if (BITS == 3) return _mm256_or_si256(tq_plane8(pl->p[0], g, 2), _mm256_slli_epi32(tq_plane8(pl->p[1], g, 1), 2));
+    if (BITS == 5) return _mm256_or_si256(tq_plane8(pl->p[0], g, 4), _mm256_slli_epi32(tq_plane8(pl->p[1], g, 1), 4));
+    if (BITS == 6) return _mm256_or_si256(tq_plane8(pl->p[0], g, 4), _mm256_slli_epi32(tq_plane8(pl->p[1], g, 2), 4));
+    /* 7 */
+    return _mm256_or_si256(_mm256_or_si256(tq_plane8(pl->p[0], g, 4), _mm256_slli_epi32(tq_plane8(pl->p[1], g, 2), 4)),
+                           _mm256_slli_epi32(tq_plane8(pl->p[2], g, 1), 6));
+}
+
+/* cent[idx] for 8 lanes: up to 32 centroids from registers (permute within 8,
+ * blend on the higher index bits), more by scalar loads. */
+TQ_AVX2_INLINE __m256 tq_lookup(const __m256 *t, const float *cent, __m256i idx, uint32_t BITS) {
+    if (BITS <= 3) return _mm256_permutevar8x32_ps(t[0], idx);
+    if (BITS == 4) {
+        __m256 m3 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));
+        return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[0], idx), _mm256_permutevar8x32_ps(t[1], idx), m3);
+    }
+    if (BITS == 5) {
+        __m256 m3 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));
+        __m256 m4 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 27));
+        __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[0], idx), _mm256_permutevar8x32_ps(t[1], idx), m3);
+        __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[2], idx), _mm256_permutevar8x32_ps(t[3], idx), m3);
+        return _mm256_blendv_ps(lo, hi, m4);
+    }
+    /* 64 to 256 centroids: eight scalar loads (on the AMD cores measured,
+     * vgatherdps and a 64-entry permute/blend tree were both slower) */
+    uint32_t k[8];
+    _mm256_storeu_si256((__m256i *)(void *)k, idx);
+    return _mm256_setr_ps(cent[k[0]], cent[k[1]], cent[k[2]], cent[k[3]], cent[k[4]], cent[k[5]], cent[k[6]],
+                          cent[k[7]]);
+}
+
+TQ_AVX2_FMA_INLINE double tq_hsum_d(__m256 a) {
+    __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
+}
+
+enum { TQ_BLOCK_GROUPS = 64 }; /* 512 coordinates per float block */
+
+TQ_AVX2_FMA_INLINE double tq_ip_codes_t(const float *q, const float *cent, const uint8_t *packed, uint32_t d,
+                                        uint32_t BITS) {
+    tq_planes pl;
+    tq_planes_init(&pl, packed, d, BITS);
+    float tab[32];
+    __m256 t[4];
+    if (BITS <= 5) {
+        uint32_t levels = 1u << BITS;
+        memset(tab, 0, sizeof tab);
+        for (uint32_t k = 0; k < levels && k < 32; k++) tab[k] = cent[k];
+        for (int k = 0; k < 4; k++) t[k] = _mm256_loadu_ps(tab + 8 * k);
+    }
+    const uint32_t ng = d / 8;
+    double total = 0.0;
+    uint32_t g = 0;
+    while (g < ng) {
+        uint32_t gend = ng - g > TQ_BLOCK_GROUPS ? g + TQ_BLOCK_GROUPS : ng;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (; g + 4 <= gend; g += 4) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g), tq_lookup(t, cent, tq_group_idx(&pl, g, BITS), BITS), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g + 8), tq_lookup(t, cent, tq_group_idx(&pl, g + 1, BITS), BITS),
+                                 a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g + 16),
+                                 tq_lookup(t, cent, tq_group_idx(&pl, g + 2, BITS), BITS), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g + 24),
+                                 tq_lookup(t, cent, tq_group_idx(&pl, g + 3, BITS), BITS), a3);
+        }
+        for (; g < gend; g++)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g), tq_lookup(t, cent, tq_group_idx(&pl, g, BITS), BITS), a0);
+        total += tq_hsum_d(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+    for (uint32_t j = 8 * ng; j < d; j++) total += (double)q[j] * cent[tq_index_at(&pl, j)];
+    return total;
+}
+
+TQ_AVX2_FMA static double ip_codes_avx2(const float *q, const float *cent, const uint8_t *packed, uint32_t d,
+                                        uint32_t bits, uint8_t *scratch) {
+    (void)scratch;
+    switch (bits) {
+    case 1: return tq_ip_codes_t(q, cent, packed, d, 1);
+    case 2: return tq_ip_codes_t(q, cent, packed, d, 2);
+    case 3: return tq_ip_codes_t(q, cent, packed, d, 3);
+    case 4: return tq_ip_codes_t(q, cent, packed, d, 4);
+    case 5: return tq_ip_codes_t(q, cent, packed, d, 5);
+    case 6: return tq_ip_codes_t(q, cent, packed, d, 6);
+    case 7: return tq_ip_codes_t(q, cent, packed, d, 7);
+    default: return tq_ip_codes_t(q, cent, packed, d, 8);
+    }
+}
+
+/* ---- ip_signs ---- */
+
+/* p with its sign flipped where the sign bit is clear: byte b's bit i is moved
+ * to bit 31 of lane i, inverted, and xored into p[i]. */
+TQ_AVX2_INLINE __m256 tq_signed8(const float *p, uint32_t b) {
+    const __m256i sh = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);
+    __m256i s = _mm256_sllv_epi32(_mm256_set1_epi32((int)b), sh);
+    __m256i flip = _mm256_andnot_si256(s, _mm256_set1_epi32(INT32_MIN));
+    return _mm256_xor_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(flip));
+}
+
+TQ_AVX2_FMA static double ip_signs_avx2(const float *p, const uint8_t *signs, uint32_t d) {
+    const uint32_t ng = d / 8;
+    double total = 0.0;
+    uint32_t g = 0;
+    while (g < ng) {
+        uint32_t gend = ng - g > TQ_BLOCK_GROUPS ? g + TQ_BLOCK_GROUPS : ng;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (; g + 4 <= gend; g += 4) {
+            uint32_t w;
+            memcpy(&w, signs + g, 4);
+            a0 = _mm256_add_ps(a0, tq_signed8(p + 8 * g, w & 0xFFu));
+            a1 = _mm256_add_ps(a1, tq_signed8(p + 8 * g + 8, (w >> 8) & 0xFFu));
+            a2 = _mm256_add_ps(a2, tq_signed8(p + 8 * g + 16, (w >> 16) & 0xFFu));
+            a3 = _mm256_add_ps(a3, tq_signed8(p + 8 * g + 24, w >> 24));
+        }
+        for (; g < gend; g++) a0 = _mm256_add_ps(a0, tq_signed8(p + 8 * g, signs[g]));
+        total += tq_hsum_d(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+    for (uint32_t i = 8 * ng; i < d; i++) {
+        double v = p[i];
+        total += ((signs[i >> 3] >> (i & 7)) & 1u) ? v : -v;
+    }
+    return total;
+}
+
+static const tq_kernel_table tq_avx2_table = {
+    "avx2", fwht_avx2, dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
+};
+
+const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }
+
+#else /* not x86-64 GCC/Clang */
+
 const tq_kernel_table *tq_kernels_avx2(void) { return NULL; }
+
+#endif
