@@ -361,12 +361,8 @@ static tq_status check_rows(const float *x, size_t n, uint32_t dim, const char *
 /* S v (dense Gaussian) or R v (structured), v in the rotated domain. */
 static void qjl_project(const tq_part *pt, const float *v, float *out, float *scratch) {
     if (pt->qjl_matrix) {
-        for (uint32_t i = 0; i < pt->dim; i++) {
-            const float *row = pt->qjl_matrix + (size_t)i * pt->dim;
-            double acc = 0.0;
-            for (uint32_t j = 0; j < pt->dim; j++) acc += (double)row[j] * v[j];
-            out[i] = (float)acc;
-        }
+        /* the dense-rotation row kernel: same order on every ISA, so the sign bits are too */
+        tq_kernels()->dense_forward(pt->qjl_matrix, pt->dim, v, out);
     } else {
         tq_rotation_forward(&pt->qjl_rot, v, out, 1, scratch);
     }
