@@ -28,22 +28,40 @@ size_t tq_pack_size(uint32_t n, uint32_t bits) {
     return total;
 }
 
+/* One plane of constant width W: bits [shift, shift+W) of each index. Whole
+ * bytes are assembled in a register and stored once (the compiler vectorizes
+ * this); the last, partial byte keeps its zero padding. */
+#define TQ_PACK_PLANE(W)                                                                     \
+    do {                                                                                     \
+        const uint32_t per = 8u / (W), mask = (1u << (W)) - 1u;                              \
+        uint32_t full = n / per, j = 0;                                                      \
+        for (uint32_t b = 0; b < full; b++) {                                                \
+            uint32_t v = 0;                                                                  \
+            for (uint32_t k = 0; k < per; k++) v |= (((uint32_t)idx[b * per + k] >> shift) & mask) << (k * (W)); \
+            out[b] = (uint8_t)v;                                                             \
+        }                                                                                    \
+        for (j = full * per; j < n; j++)                                                     \
+            out[j / per] |= (uint8_t)((((uint32_t)idx[j] >> shift) & mask) << ((j % per) * (W))); \
+    } while (0);
+
 void tq_pack(const uint8_t *idx, uint32_t n, uint32_t bits, uint8_t *out) {
+    if (bits == 8) {
+        memcpy(out, idx, n);
+        return;
+    }
     uint32_t widths[3];
     int np = tq_pack_planes(bits, widths);
     uint32_t shift = 0;
     for (int p = 0; p < np; p++) {
-        uint32_t w = widths[p];
-        uint32_t mask = (1u << w) - 1u;
-        size_t bytes = ((size_t)n * w + 7) / 8;
+        size_t bytes = ((size_t)n * widths[p] + 7) / 8;
         memset(out, 0, bytes);
-        uint32_t per = 8 / w; /* values per byte */
-        for (uint32_t j = 0; j < n; j++) {
-            uint32_t v = ((uint32_t)idx[j] >> shift) & mask;
-            out[j / per] |= (uint8_t)(v << ((j % per) * w));
+        switch (widths[p]) {
+        case 4: TQ_PACK_PLANE(4u) break;
+        case 2: TQ_PACK_PLANE(2u) break;
+        default: TQ_PACK_PLANE(1u) break;
         }
         out += bytes;
-        shift += w;
+        shift += widths[p];
     }
 }
 
