@@ -581,6 +581,14 @@ static int create_quantizer(const options *o, uint32_t dim, uint32_t bits, const
     return 0;
 }
 
+/* The per-channel uniform baseline learns its channel ranges from the rows it
+ * is about to encode; every other quantizer needs nothing. 0 on success. */
+static int calibrate_if_needed(const options *o, tq_quantizer *q, const float *x, size_t n) {
+    if (o->variant != TQ_VARIANT_UNIFORM || o->uniform_scope != TQ_UNIFORM_PER_CHANNEL) return 0;
+    tq_status s = tq_quantizer_calibrate(q, x, n);
+    return s == TQ_OK ? 0 : lib_error(s, "calibration failed");
+}
+
 /* ------------------------------------------------------------------------ */
 /* JSON output                                                               */
 
@@ -737,13 +745,7 @@ static int run_one_distortion(const options *o, const float *x, const float *y, 
     codes = alloc_codes(n, cs, "codes");
     dec = alloc_floats(n, dim, "decoded vectors");
     if (!codes || !dec) goto done;
-    if (o->variant == TQ_VARIANT_UNIFORM && o->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
-        s = tq_quantizer_calibrate(q, x, n);
-        if (s != TQ_OK) {
-            lib_error(s, "calibration failed");
-            goto done;
-        }
-    }
+    if (calibrate_if_needed(o, q, x, n) != 0) goto done;
     s = tq_encode(q, x, n, codes);
     if (s != TQ_OK) {
         lib_error(s, "encode failed");
@@ -1175,13 +1177,7 @@ static int run_one_recall(const options *o, const float *base, size_t nb, const 
     if (!codes || !scores || !top) goto done;
 
     double t0 = now_s();
-    if (o->variant == TQ_VARIANT_UNIFORM && o->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
-        s = tq_quantizer_calibrate(q, base, nb);
-        if (s != TQ_OK) {
-            lib_error(s, "calibration failed");
-            goto done;
-        }
-    }
+    if (calibrate_if_needed(o, q, base, nb) != 0) goto done;
     s = tq_encode(q, base, nb, codes);
     if (s != TQ_OK) {
         lib_error(s, "encode failed");
@@ -1591,13 +1587,7 @@ static int cmd_encode(int argc, char **argv, int first) {
             }
         }
         if (create_quantizer(&o, (uint32_t)dim, o.bits[0], outlier_channels, &q) != 0) goto done;
-        if (o.variant == TQ_VARIANT_UNIFORM && o.uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
-            s = tq_quantizer_calibrate(q, x, n);
-            if (s != TQ_OK) {
-                lib_error(s, "calibration failed");
-                goto done;
-            }
-        }
+        if (calibrate_if_needed(&o, q, x, n) != 0) goto done;
     }
     size_t cs = tq_quantizer_code_size(q);
     codes = alloc_codes(n, cs, "codes");
