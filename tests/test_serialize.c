@@ -30,13 +30,27 @@
 #include "io/crc32c.h"
 #include "tq.h"
 
+/* A directory of this process's own under the build's tmp dir: the suite runs
+ * each test program twice (once per kernel table), possibly at the same time,
+ * and the two must not share files. */
+static const char *tmp_dir(void) {
+    static char dir[400];
+    if (!dir[0]) {
+        mkdir(TQ_TEST_TMP_DIR, 0777);
+        snprintf(dir, sizeof dir, "%s/%s-%ld", TQ_TEST_TMP_DIR, "serialize", (long)getpid());
+        mkdir(dir, 0777);
+    }
+    return dir;
+}
+
+
 /* ------------------------------------------------------------- helpers */
 
 static char *tmp_path(const char *name) {
     static char buf[4][512];
     static int k;
     k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/ser_%s", TQ_TEST_TMP_DIR, name);
+    snprintf(buf[k], sizeof buf[k], "%s/ser_%s", tmp_dir(), name);
     return buf[k];
 }
 
@@ -106,7 +120,7 @@ static void putf(uint8_t *p, float f) {
 }
 
 static int count_temp_files(void) {
-    DIR *d = opendir(TQ_TEST_TMP_DIR);
+    DIR *d = opendir(tmp_dir());
     if (!d) return -1;
     int n = 0;
     struct dirent *e;
@@ -436,8 +450,8 @@ static void test_files(void) {
     tq_quantizer *none = (tq_quantizer *)&n;
     CHECK_STATUS(tq_quantizer_load(tmp_path("does-not-exist"), &none), TQ_ERR_IO);
     CHECK(none == NULL, "out set on failure");
-    CHECK_STATUS(tq_quantizer_load(TQ_TEST_TMP_DIR, &none), TQ_ERR_IO);
-    CHECK_STATUS(tq_codes_load(q, TQ_TEST_TMP_DIR, &got, &n), TQ_ERR_IO);
+    CHECK_STATUS(tq_quantizer_load(tmp_dir(), &none), TQ_ERR_IO);
+    CHECK_STATUS(tq_codes_load(q, tmp_dir(), &got, &n), TQ_ERR_IO);
     CHECK_STATUS(tq_quantizer_load(NULL, &none), TQ_ERR_INVALID_ARG);
     CHECK_STATUS(tq_quantizer_save(NULL, qp), TQ_ERR_INVALID_ARG);
     CHECK_STATUS(tq_codes_save(q, NULL, 3, cp), TQ_ERR_INVALID_ARG);
@@ -888,7 +902,7 @@ static void test_golden(void) {
 }
 
 int main(void) {
-    mkdir(TQ_TEST_TMP_DIR, 0777);
+    mkdir(tmp_dir(), 0777);
     test_crc32c();
     test_round_trips();
     test_record_example();

@@ -5,15 +5,33 @@
  * truncated, ragged, empty, absurd dims and shapes, other dtypes and byte
  * orders, Fortran order, 1-D and 3-D arrays, broken headers, NaN and Inf.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "tq.h"
 
+/* A directory of this process's own under the build's tmp dir: the suite runs
+ * each test program twice (once per kernel table), possibly at the same time,
+ * and the two must not share files. */
+static const char *tmp_dir(void) {
+    static char dir[400];
+    if (!dir[0]) {
+        mkdir(TQ_TEST_TMP_DIR, 0777);
+        snprintf(dir, sizeof dir, "%s/%s-%ld", TQ_TEST_TMP_DIR, "vectors", (long)getpid());
+        mkdir(dir, 0777);
+    }
+    return dir;
+}
+
+
 static char *tmp_path(const char *name) {
     static char buf[512];
-    snprintf(buf, sizeof buf, "%s/vec_%s", TQ_TEST_TMP_DIR, name);
+    snprintf(buf, sizeof buf, "%s/vec_%s", tmp_dir(), name);
     return buf;
 }
 
@@ -194,7 +212,7 @@ static void test_fvecs(void) {
 
     /* not files */
     CHECK_STATUS(tq_read_vectors(tmp_path("missing.fvecs"), 0, &x, &n, &d), TQ_ERR_IO);
-    CHECK_STATUS(tq_read_vectors(TQ_TEST_TMP_DIR, 0, &x, &n, &d), TQ_ERR_IO);
+    CHECK_STATUS(tq_read_vectors(tmp_dir(), 0, &x, &n, &d), TQ_ERR_IO);
     CHECK_STATUS(tq_read_vectors(NULL, 0, &x, &n, &d), TQ_ERR_INVALID_ARG);
     CHECK_STATUS(tq_read_vectors(tmp_path("t.bin"), 0, NULL, &n, &d), TQ_ERR_INVALID_ARG);
     CHECK(x == NULL, "no output on failure");
