@@ -12,13 +12,13 @@
 # 4. runs `tq bench distortion` on Fashion-MNIST rows and, as a check of the
 #    theory only, on random unit vectors, then `tq bench recall` on the 60k base.
 #
-# A few minutes on a 2-core machine. Environment: TQ_DEMO_NQ (queries for the
-# recall runs, default 200), JOBS (build parallelism, default nproc).
+# About two minutes on a 2-core machine with AVX2. Environment: TQ_DEMO_NQ (queries for the
+# recall runs, default 1000), JOBS (build parallelism, default nproc).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-NQ=${TQ_DEMO_NQ:-200}
+NQ=${TQ_DEMO_NQ:-1000}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 FMNIST_SRC=/usr/share/datasets/fashion-mnist
 
