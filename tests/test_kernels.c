@@ -139,6 +139,46 @@ static void test_dense(const tq_kernel_table *t) {
     }
 }
 
+/* The encode helpers decide stored factors, so they must match the reference
+ * bit for bit: dot_f64 (order-sensitive data: every lane and the tail show),
+ * div_f32 and lookup, for every length around the vector widths. */
+static void test_encode_helpers(const tq_kernel_table *t) {
+    const tq_kernel_table *ref = tq_kernels_ref();
+    float a[70], b[70], o1[70], o2[70], table[256];
+    uint8_t idx[70];
+    for (int i = 0; i < 256; i++) table[i] = rnd_unit();
+    for (uint32_t d = 0; d <= 67; d++) {
+        for (int trial = 0; trial < 200; trial++) {
+            int kind = trial % 5;
+            for (uint32_t j = 0; j < d; j++) {
+                a[j] = rnd_dense(kind);
+                b[j] = rnd_dense(kind);
+            }
+            double r = ref->dot_f64(a, b, d), f = t->dot_f64(a, b, d);
+            CHECK(memcmp(&r, &f, sizeof r) == 0 || (isnan(r) && isnan(f)), "%s dot_f64 d=%u kind=%d: %a vs ref %a",
+                  t->name, d, kind, f, r);
+            double s = trial % 3 == 0 ? 3.0 : fabs((double)rnd_unit()) * 1e3 + 1e-300;
+            ref->div_f32(a, s, d, o1);
+            t->div_f32(a, s, d, o2);
+            long k = first_diff(o1, o2, d);
+            CHECK(k < 0, "%s div_f32 d=%u: [%ld]", t->name, d, k);
+            uint32_t levels = 1u << (1 + trial % 8); /* 2 .. 256 */
+            for (uint32_t j = 0; j < d; j++) idx[j] = (uint8_t)(rnd() % levels);
+            memset(o2, 0xFF, sizeof o2);
+            ref->lookup(table, idx, d, o1);
+            t->lookup(table, idx, d, o2);
+            k = first_diff(o1, o2, d);
+            CHECK(k < 0, "%s lookup d=%u levels=%u: [%ld]", t->name, d, levels, k);
+            CHECK(f2u(o2[d]) == 0xFFFFFFFFu, "%s lookup wrote past d=%u", t->name, d);
+        }
+    }
+    /* in place division (the encoder normalizes its buffer in place) */
+    for (uint32_t j = 0; j < 67; j++) a[j] = b[j] = rnd_unit();
+    ref->div_f32(a, 7.0, 67, a);
+    t->div_f32(b, 7.0, 67, b);
+    CHECK(first_diff(a, b, 67) < 0, "%s div_f32 in place", t->name);
+}
+
 static int cmp_float(const void *pa, const void *pb) {
     float a = *(const float *)pa, b = *(const float *)pb;
     return (a > b) - (a < b);
@@ -312,6 +352,7 @@ int main(void) {
         test_nearest(tables[i]);
         test_ip_codes(tables[i]);
         test_ip_signs(tables[i]);
+        test_encode_helpers(tables[i]);
     }
     return CHECK_DONE();
 }

@@ -41,6 +41,15 @@ typedef struct tq_kernel_table {
                        uint8_t *scratch);
     /** sum_i (bit i of signs set ? +p[i] : -p[i]) (bit i = byte i/8, bit i%8). */
     double (*ip_signs)(const float *p, const uint8_t *signs, uint32_t d);
+    /* Encode helpers; all three bit-identical to ref (they decide stored factors). */
+    /** sum_j (double)a[j]*(double)b[j]: element j < 4*floor(d/4) to partial sum j % 4, the tail
+     *  j >= 4*floor(d/4) added to s0 in order, result (s0+s1)+(s2+s3). */
+    double (*dot_f64)(const float *a, const float *b, uint32_t d);
+    /** out[j] = (float)((double)x[j] / s): IEEE division, correctly rounded on every ISA. */
+    void (*div_f32)(const float *x, double s, uint32_t d, float *out);
+    /** out[j] = table[idx[j]]; table holds at least max(16, max(idx)+1) floats (a SIMD table may read
+     *  16 entries). */
+    void (*lookup)(const float *table, const uint8_t *idx, uint32_t d, float *out);
 } tq_kernel_table;
 
 /** The table in use (selected on first call; thread-safe). */

@@ -433,8 +433,52 @@ TQ_AVX2_FMA static double ip_signs_avx2(const float *p, const uint8_t *signs, ui
     return total;
 }
 
+/* The reference order exactly: lane k of the accumulator is partial sum k
+ * (mul then add, no FMA), the tail goes to s0 in order. */
+TQ_AVX2 static double dot_f64_avx2(const float *a, const float *b, uint32_t d) {
+    __m256d acc = _mm256_setzero_pd();
+    uint32_t j = 0;
+    for (; j + 4 <= d; j += 4) {
+        __m256d va = _mm256_cvtps_pd(_mm_loadu_ps(a + j)), vb = _mm256_cvtps_pd(_mm_loadu_ps(b + j));
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(va, vb));
+    }
+    double s[4];
+    _mm256_storeu_pd(s, acc);
+    for (; j < d; j++) s[0] += (double)a[j] * b[j];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+TQ_AVX2 static void div_f32_avx2(const float *x, double s, uint32_t d, float *out) {
+    const __m256d vs = _mm256_set1_pd(s);
+    uint32_t j = 0;
+    for (; j + 4 <= d; j += 4)
+        _mm_storeu_ps(out + j, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), vs)));
+    for (; j < d; j++) out[j] = (float)((double)x[j] / s);
+}
+
+/* Tables of up to 16 floats live in two registers: a permute on the low 3 bits
+ * of each index, a blend on bit 3. Larger tables (or any index >= 16) are plain
+ * loads: the result is a copy either way. */
+TQ_AVX2 static void lookup_avx2(const float *table, const uint8_t *idx, uint32_t d, float *out) {
+    uint32_t j = 0;
+    uint8_t mx = 0;
+    for (uint32_t k = 0; k < d; k++) mx |= idx[k];
+    if (mx < 16) {
+        const __m256 lo = _mm256_loadu_ps(table);
+        const __m256 hi = mx >= 8 ? _mm256_loadu_ps(table + 8) : lo;
+        for (; j + 8 <= d; j += 8) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + j)));
+            __m256 a = _mm256_permutevar8x32_ps(lo, v), b = _mm256_permutevar8x32_ps(hi, v);
+            __m256 sel = _mm256_castsi256_ps(_mm256_slli_epi32(v, 28)); /* bit 3 -> sign bit */
+            _mm256_storeu_ps(out + j, _mm256_blendv_ps(a, b, sel));
+        }
+    }
+    for (; j < d; j++) out[j] = table[idx[j]];
+}
+
 static const tq_kernel_table tq_avx2_table = {
-    "avx2", fwht_avx2, dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
+    "avx2",       fwht_avx2,    dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
+    dot_f64_avx2, div_f32_avx2, lookup_avx2,
 };
 
 const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }

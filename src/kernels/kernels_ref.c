@@ -83,8 +83,29 @@ static double ip_signs_ref(const float *p, const uint8_t *signs, uint32_t d) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+static double dot_f64_ref(const float *a, const float *b, uint32_t d) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    uint32_t j = 0;
+    for (; j + 4 <= d; j += 4) {
+        s0 += (double)a[j] * b[j];
+        s1 += (double)a[j + 1] * b[j + 1];
+        s2 += (double)a[j + 2] * b[j + 2];
+        s3 += (double)a[j + 3] * b[j + 3];
+    }
+    for (; j < d; j++) s0 += (double)a[j] * b[j];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static void div_f32_ref(const float *x, double s, uint32_t d, float *out) {
+    for (uint32_t j = 0; j < d; j++) out[j] = (float)((double)x[j] / s);
+}
+
+static void lookup_ref(const float *table, const uint8_t *idx, uint32_t d, float *out) {
+    for (uint32_t j = 0; j < d; j++) out[j] = table[idx[j]];
+}
+
 static const tq_kernel_table tq_ref_table = {
-    "ref", fwht_ref, dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref,
+    "ref", fwht_ref, dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref, dot_f64_ref, div_f32_ref, lookup_ref,
 };
 
 const tq_kernel_table *tq_kernels_ref(void) { return &tq_ref_table; }

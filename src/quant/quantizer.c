@@ -376,21 +376,6 @@ static tq_status check_rows(const float *x, size_t n, uint32_t dim, const char *
     return TQ_OK;
 }
 
-/* Sums in double with four partial sums (element j to sum j % 4), combined
- * (s0+s1)+(s2+s3): a fixed order with four times shorter dependency chains. */
-static double dot_d(const float *a, const float *b, uint32_t d) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    uint32_t j = 0;
-    for (; j + 4 <= d; j += 4) {
-        s0 += (double)a[j] * b[j];
-        s1 += (double)a[j + 1] * b[j + 1];
-        s2 += (double)a[j + 2] * b[j + 2];
-        s3 += (double)a[j + 3] * b[j + 3];
-    }
-    for (; j < d; j++) s0 += (double)a[j] * b[j];
-    return (s0 + s1) + (s2 + s3);
-}
-
 /* S v (dense Gaussian) or R v (structured), v in the rotated domain. */
 static void qjl_project(const tq_part *pt, const float *v, float *out, float *scratch) {
     if (pt->qjl_matrix) {
@@ -551,36 +536,38 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
         return encode_uniform(q, pt, w, rec);
     }
 
-    double norm = sqrt(dot_d(w->sub, w->sub, d));
+    const tq_kernel_table *k = tq_kernels();
+    double norm = sqrt(k->dot_f64(w->sub, w->sub, d));
     if (norm == 0.0) { /* zero vector: all factors 0, decodes to 0 (documented in tq.h) */
         memset(rec, 0, pt->code_size);
         return TQ_OK;
     }
-    for (uint32_t j = 0; j < d; j++) w->sub[j] = (float)(w->sub[j] / norm);
+    k->div_f32(w->sub, norm, d, w->sub);
     tq_rotation_forward(&pt->rot, w->sub, w->y, 1, w->scratch);
 
     const float *e = w->y; /* residual in the rotated unit domain */
     if (pt->mse_bits) {
         const tq_codebook *cb = &pt->cb;
-        tq_kernels()->nearest(cb->bounds, cb->levels, w->y, d, w->idx);
+        k->nearest(cb->bounds, cb->levels, w->y, d, w->idx);
         tq_pack(w->idx, d, pt->mse_bits, rec + pt->off_idx);
-        for (uint32_t j = 0; j < d; j++) w->e[j] = cb->centroids[w->idx[j]]; /* c[idx] */
         if (q->cfg.variant == TQ_VARIANT_MSE) {
             double scale = norm;
-            if (q->cfg.norm == TQ_NORM_UNIT) scale = norm / sqrt(dot_d(w->e, w->e, d));
+            if (q->cfg.norm != TQ_NORM_PLAIN) k->lookup(cb->centroids, w->idx, d, w->e); /* c[idx] */
+            if (q->cfg.norm == TQ_NORM_UNIT) scale = norm / sqrt(k->dot_f64(w->e, w->e, d));
             if (q->cfg.norm == TQ_NORM_UNBIASED) {
-                scale = norm / dot_d(w->y, w->e, d);
+                scale = norm / k->dot_f64(w->y, w->e, d);
                 tq_put_f32(rec + 4, (float)norm);
             }
             tq_put_f32(rec, (float)scale);
             return TQ_OK;
         }
+        k->lookup(cb->centroids, w->idx, d, w->e);
         for (uint32_t j = 0; j < d; j++) w->e[j] = w->y[j] - w->e[j];
         e = w->e;
     }
 
     /* PROD / QJL: gamma = ||x|| * ||e||, z = sign(S e) */
-    double gamma = norm * sqrt(dot_d(e, e, d));
+    double gamma = norm * sqrt(k->dot_f64(e, e, d));
     if (pt->mse_bits) {
         tq_put_f32(rec, (float)norm);
         tq_put_f32(rec + 4, (float)gamma);
