@@ -323,10 +323,12 @@ def peer_versions():
 
 
 def build(build_dir):
-    if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
-        log("configuring %s (cmake, Release)" % build_dir)
-        subprocess.run(["cmake", "-S", ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
-                       stdout=subprocess.DEVNULL)
+    # Configure every time (cheap, idempotent): a build folder made before the
+    # bench targets existed would otherwise not know them.
+    fresh = not os.path.exists(os.path.join(build_dir, "CMakeCache.txt"))
+    log("configuring %s (cmake%s)" % (build_dir, ", Release" if fresh else ""))
+    cmd = ["cmake", "-S", ROOT, "-B", build_dir] + (["-DCMAKE_BUILD_TYPE=Release"] if fresh else [])
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     log("building tq_speed_bench in %s" % build_dir)
     subprocess.run(["cmake", "--build", build_dir, "--target", "tq_speed_bench", "-j2"], check=True,
                    stdout=subprocess.DEVNULL)
