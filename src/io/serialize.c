@@ -312,19 +312,26 @@ typedef struct qz_header {
     tq_config cfg;
 } qz_header;
 
+/* The first checks of either file kind: not empty, the magic, room for the
+ * version fields (format.md §2.4 steps 1-3, §3 likewise). */
+static tq_status check_start(const uint8_t *b, size_t avail, uint64_t total, const char magic[4], const char *kind,
+                             unsigned header_size) {
+    TQ_RETURN_IF(total == 0, TQ_ERR_FORMAT, "empty: 0 bytes, a tq %s file has at least %u", kind, header_size + 4);
+    TQ_RETURN_IF(avail < 4, TQ_ERR_FORMAT, "truncated: %zu bytes, too short to be a tq %s file", avail, kind);
+    TQ_RETURN_IF(memcmp(b, magic, 4) != 0, TQ_ERR_FORMAT, "not a tq %s file (magic is not \"%.4s\"; %zu bytes)", kind,
+                 magic, avail);
+    TQ_RETURN_IF(avail < 8, TQ_ERR_FORMAT, "truncated: %zu bytes, a tq %s file header needs %u", avail, kind,
+                 header_size);
+    return TQ_OK;
+}
+
 /*
  * Steps 1-7 of format.md §2.4 on the first `avail` bytes of a file whose real
  * length is `total` (avail == total when the whole file is in memory).
  */
 static tq_status qz_check_header(const uint8_t *b, size_t avail, uint64_t total, qz_header *h) {
     memset(h, 0, sizeof *h);
-    TQ_RETURN_IF(total == 0, TQ_ERR_FORMAT, "empty: 0 bytes, a tq quantizer file has at least %u", QZ_HEADER + 4);
-    TQ_RETURN_IF(avail < 4 || memcmp(b, "TQQZ", 4) != 0, TQ_ERR_FORMAT,
-                 avail < 4 ? "truncated: %zu bytes, too short to be a tq quantizer file"
-                           : "not a tq quantizer file (magic is not \"TQQZ\"; %zu bytes)",
-                 avail);
-    TQ_RETURN_IF(avail < 8, TQ_ERR_FORMAT, "truncated: %zu bytes, a tq quantizer header needs %u", avail,
-                 QZ_HEADER);
+    TQ_FORWARD(check_start(b, avail, total, "TQQZ", "quantizer", QZ_HEADER));
     uint32_t major = tq_get_u16(b + QH_MAJOR);
     h->minor = tq_get_u16(b + QH_MINOR);
     TQ_RETURN_IF(major != QZ_MAJOR, TQ_ERR_VERSION,
@@ -713,13 +720,7 @@ static tq_status ca_load(const tq_quantizer *q, tq_rfile *rf, uint8_t **codes_ou
     uint8_t h[CA_HEADER];
     size_t avail = total < CA_HEADER ? (size_t)total : CA_HEADER;
     TQ_FORWARD(tq_rfile_read(rf, h, avail));
-    TQ_RETURN_IF(total == 0, TQ_ERR_FORMAT, "empty: 0 bytes, a tq code file has at least %u", CA_HEADER + 4);
-    TQ_RETURN_IF(avail < 4 || memcmp(h, "TQCA", 4) != 0, TQ_ERR_FORMAT,
-                 avail < 4 ? "truncated: %zu bytes, too short to be a tq code file"
-                           : "not a tq code file (magic is not \"TQCA\"; %zu bytes)",
-                 avail);
-    TQ_RETURN_IF(avail < 8, TQ_ERR_FORMAT, "truncated: %zu bytes, a tq code file header needs %u", avail,
-                 CA_HEADER);
+    TQ_FORWARD(check_start(h, avail, total, "TQCA", "code", CA_HEADER));
     uint32_t major = tq_get_u16(h + CH_MAJOR), minor = tq_get_u16(h + CH_MINOR);
     TQ_RETURN_IF(major != CA_MAJOR, TQ_ERR_VERSION, "code file format %u.%u: this library reads major version %u only",
                  major, minor, CA_MAJOR);
