@@ -7,8 +7,9 @@ What it does, in order (see bench/README.md):
   1. checks what it needs and says what is missing (it installs nothing);
   2. builds the tq_speed_bench target in --build-dir (default ./build; configures it with cmake if needed);
   3. converts Fashion-MNIST with bench/data/fashion_mnist.py if the .fvecs are not in the cache yet;
-  4. per dataset (Fashion-MNIST 784-d with rows normalized; random unit vectors at d = 128 and 1536, for
-     scaling only): runs tq_speed_bench (tq encode / query preparation / scan, and the machine's memory
+  4. per dataset (Fashion-MNIST 784-d with rows normalized; 384-d WordNet/MiniLM text embeddings when
+     bench/data/text_embeddings.py has made them; random unit vectors at d = 128 and 1536, for scaling
+     only): runs tq_speed_bench (tq encode / query preparation / scan, and the machine's memory
      bandwidth), then, in a separate process with single-thread settings, FAISS (faiss-cpu >= 1.15) and
      a naive numpy TurboQuant-MSE;
   5. writes bench/results/speed-<date>[-quick].json (every measurement) and .md (the table).
@@ -396,6 +397,18 @@ def fashion_mnist_files():
     return base, queries, None
 
 
+def text_embedding_files():
+    """The 384-d WordNet/MiniLM set of bench/data/text_embeddings.py; it is not built here (it takes ~10
+    minutes and pip packages), only found."""
+    d = cache_dir()
+    base = os.path.join(d, "wordnet-minilm-base.fvecs")
+    queries = os.path.join(d, "wordnet-minilm-queries.fvecs")
+    if not (os.path.exists(base) and os.path.exists(queries)):
+        return None, None, ("384-d text embeddings not measured: run python3 bench/data/text_embeddings.py "
+                            "first (see bench/README.md)")
+    return base, queries, None
+
+
 def run_jsonl(cmd, env=None, label=None):
     log(" ".join(cmd))
     # stdout: JSON lines; stderr: progress, passed straight through to the user.
@@ -431,8 +444,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller N, fewer queries: ~2-3 minutes")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
-    ap.add_argument("--datasets", default="fmnist,rand128,rand1536",
-                    help="comma list of fmnist, rand128, rand1536 (default all)")
+    ap.add_argument("--datasets", default="fmnist,minilm,rand128,rand1536",
+                    help="comma list of fmnist, minilm (384-d text embeddings), rand128, rand1536 (default all)")
     ap.add_argument("--isa", default="", help="TQ_FORCE_ISA for tq (ref|avx2); default: what the CPU picks")
     ap.add_argument("--no-peers", action="store_true", help="tq only (no FAISS / numpy)")
     ap.add_argument("--peer", help=argparse.SUPPRESS)
@@ -456,10 +469,12 @@ def main():
 
     q = args.quick
     p = {"reps": 5 if q else 7, "nq": 10 if q else 30, "encode_s": 0.15 if q else 0.5, "fill_s": 8 if q else 30}
-    sizes = {"fmnist": 20000 if q else 60000, "rand128": 20000 if q else 100000, "rand1536": 20000 if q else 100000}
+    sizes = {"fmnist": 20000 if q else 60000, "minilm": 20000 if q else 100000, "rand128": 20000 if q else 100000,
+             "rand1536": 20000 if q else 100000}
     want = [s.strip() for s in args.datasets.split(",") if s.strip()]
     tq_configs = {
         "fmnist": "mse:2:hadamard:unbiased,mse:4:hadamard:unbiased,mse:4:dense:unbiased,prod:3:hadamard",
+        "minilm": "mse:2:hadamard:unbiased,mse:4:hadamard:unbiased,prod:3:hadamard",
         "rand128": "mse:2:hadamard:unbiased,mse:4:hadamard:unbiased,prod:3:hadamard",
         "rand1536": "mse:2:hadamard:unbiased,mse:4:hadamard:unbiased,prod:3:hadamard",
     }
@@ -477,6 +492,15 @@ def main():
                 log(err)
                 continue
             label, dim = "Fashion-MNIST 784 (rows normalized)", 784
+            data_args = ["--data", base, "--queries", queries, "--max-rows", str(sizes[ds]), "--normalize"]
+            spec = {"kind": "fvecs", "base": base, "queries": queries}
+        elif ds == "minilm":
+            base, queries, err = text_embedding_files()
+            if err:
+                notes.append(err)
+                log(err)
+                continue
+            label, dim = "WordNet glosses, all-MiniLM-L6-v2 384 (text embeddings)", 384
             data_args = ["--data", base, "--queries", queries, "--max-rows", str(sizes[ds]), "--normalize"]
             spec = {"kind": "fvecs", "base": base, "queries": queries}
         elif ds in ("rand128", "rand1536"):
