@@ -262,6 +262,23 @@ TQ_API TQ_NODISCARD tq_status tq_codes_save(const tq_quantizer *q, const uint8_t
 TQ_API TQ_NODISCARD tq_status tq_codes_load(const tq_quantizer *q, const char *path, uint8_t **codes,
                                             size_t *n);
 
+/** What a code-array file's header says (see tq_codes_inspect). */
+typedef struct tq_codes_info {
+    uint32_t format_major, format_minor;
+    uint64_t n;            /* records */
+    uint32_t code_size;    /* bytes per record */
+    uint32_t fingerprint;  /* tq_quantizer_fingerprint of the quantizer that wrote them */
+} tq_codes_info;
+
+/**
+ * Check a code-array file as far as that is possible without its quantizer
+ * (magic, version, header and records checksums, reserved fields, length) and
+ * report its header; the records are streamed, not held in memory.
+ */
+TQ_API TQ_NODISCARD tq_status tq_codes_inspect(const char *path, tq_codes_info *info);
+/** The fingerprint that ties code files to q (docs/format.md §3). */
+TQ_API TQ_NODISCARD tq_status tq_quantizer_fingerprint(const tq_quantizer *q, uint32_t *fp);
+
 /**
  * Read float32 vectors from .fvecs (little-endian int32 dim + dim floats per
  * row) or .npy (float32, C order, 2-D), chosen by the file's contents. *data is

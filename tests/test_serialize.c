@@ -589,28 +589,40 @@ static void test_truncation_and_flips(void) {
     size_t clen;
     uint8_t *cf = read_file(cp, &clen);
     CHECK(clen == 40 + N * cs + 4, "code file is %zu bytes", clen);
+    /* tq_codes_inspect reports the header and ties the file to q's fingerprint */
+    tq_codes_info ci;
+    uint32_t fp = 0;
+    CHECK_OK(tq_codes_inspect(cp, &ci));
+    CHECK_OK(tq_quantizer_fingerprint(q, &fp));
+    CHECK(ci.format_major == 1 && ci.n == N && ci.code_size == cs && ci.fingerprint == fp,
+          "inspect: %u.%u n=%llu code_size=%u fingerprint=%08x (q's %08x)", ci.format_major, ci.format_minor,
+          (unsigned long long)ci.n, ci.code_size, ci.fingerprint, fp);
     uint8_t *got = NULL;
     size_t n = 0;
+    int inspected = 0;
     ok = 0;
     const char *cp2 = tmp_path("trunc2.tqca");
     for (size_t k = 0; k < clen; k++) {
         write_file(cp2, cf, k);
         if (tq_codes_load(q, cp2, &got, &n) == TQ_OK) ok++;
+        if (tq_codes_inspect(cp2, &ci) == TQ_OK) inspected++;
         tq_free(got);
         got = NULL;
     }
-    CHECK(ok == 0, "%d truncated code files loaded", ok);
-    ok = 0;
+    CHECK(ok == 0 && inspected == 0, "%d truncated code files loaded, %d inspected", ok, inspected);
+    ok = inspected = 0;
     uint8_t *cm = malloc(clen);
     for (size_t bit = 0; bit < clen * 8; bit++) {
         memcpy(cm, cf, clen);
         cm[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         write_file(cp2, cm, clen);
         if (tq_codes_load(q, cp2, &got, &n) == TQ_OK) ok++;
+        if (tq_codes_inspect(cp2, &ci) == TQ_OK) inspected++;
         tq_free(got);
         got = NULL;
     }
-    CHECK(ok == 0, "%d of %zu bit-flipped code files loaded", ok, clen * 8);
+    CHECK(ok == 0 && inspected == 0, "%d of %zu bit-flipped code files loaded, %d inspected", ok, clen * 8,
+          inspected);
     free(cm);
     free(cf);
     free(codes);

@@ -1420,30 +1420,9 @@ usage:
 }
 
 /* ------------------------------------------------------------------------ */
-/* Files: CRC-32C and little-endian fields, for reading tq file headers      */
-
-/* CRC-32C (Castagnoli, reflected 0x82F63B78), as docs/format.md defines it. */
-static uint32_t crc32c_update(uint32_t crc, const uint8_t *p, size_t n) {
-    static uint32_t table[256];
-    static int ready = 0;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-    return ~crc;
-}
+/* Files: little-endian fields                                               */
 
 static uint32_t get_u16le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t get_u32le(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64le(const uint8_t *p) { return (uint64_t)get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32; }
 static void put_u32le(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
@@ -1458,29 +1437,10 @@ static int file_exists(const char *path) {
     return 1;
 }
 
-/*
- * The fingerprint a code file stores for q (docs/format.md §3): CRC-32C of
- * q's serialized bytes without the header CRC and the payload CRC.
- */
+/* The fingerprint a code file stores for q (docs/format.md §3). 0 on success. */
 static int quantizer_fingerprint(const tq_quantizer *q, uint32_t *fp) {
-    size_t size = 0, written = 0;
-    tq_status s = tq_quantizer_serialized_size(q, &size);
-    if (s != TQ_OK) return lib_error(s, "cannot serialize the quantizer");
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        msg_error("out of memory (%zu bytes)", size);
-        return 1;
-    }
-    s = tq_quantizer_serialize(q, buf, size, &written);
-    if (s != TQ_OK) {
-        free(buf);
-        return lib_error(s, "cannot serialize the quantizer");
-    }
-    uint32_t hs = get_u32le(buf + 8);
-    uint32_t c = crc32c_update(0, buf, hs - 4);
-    *fp = crc32c_update(c, buf + hs, written - hs - 4);
-    free(buf);
-    return 0;
+    tq_status s = tq_quantizer_fingerprint(q, fp);
+    return s == TQ_OK ? 0 : lib_error(s, "cannot fingerprint the quantizer");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1879,89 +1839,25 @@ static int inspect_quantizer(const options *o, unsigned major, unsigned minor) {
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* A code array: check the header and both CRCs here (loading needs its quantizer). */
-static int inspect_codes(const options *o, FILE *f, unsigned major, unsigned minor) {
-    uint8_t *buf = malloc(65536);
-    if (!buf) {
-        msg_error("out of memory");
-        return 1;
-    }
-    int rc = 1;
-    if (fseek(f, 0, SEEK_SET) != 0 || fread(buf, 1, 40, f) != 40) {
-        msg_error("'%s': truncated: a code array header is 40 bytes", o->file);
-        goto done;
-    }
-    uint32_t hs = get_u32le(buf + 8);
-    if (minor == 0 ? hs != 40 : (hs < 40 || hs > 65536)) {
-        msg_error("'%s': bad header size %u for format %u.%u", o->file, (unsigned)hs, major, minor);
-        goto done;
-    }
-    if (fread(buf + 40, 1, hs - 40, f) != hs - 40) {
-        msg_error("'%s': truncated header", o->file);
-        goto done;
-    }
-    uint32_t stored = get_u32le(buf + hs - 4), crc = crc32c_update(0, buf, hs - 4);
-    if (stored != crc) {
-        msg_error("'%s': header checksum mismatch (stored 0x%08x, computed 0x%08x)", o->file, (unsigned)stored,
-                  (unsigned)crc);
-        goto done;
-    }
-    if (get_u32le(buf + 12) != 0 || get_u32le(buf + 32) != 0) {
-        msg_error("'%s': reserved header fields are not zero", o->file);
-        goto done;
-    }
-    uint32_t fp = get_u32le(buf + 16), cs = get_u32le(buf + 20);
-    uint64_t n = get_u64le(buf + 24);
-    if (cs == 0 || n > (UINT64_MAX - hs - 4) / cs) {
-        msg_error("'%s': bad header (code_size %u, n %llu)", o->file, (unsigned)cs, (unsigned long long)n);
-        goto done;
-    }
-    uint64_t body = n * cs, want = hs + body + 4;
-    long end = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1L;
-    if (end < 0 || fseek(f, (long)hs, SEEK_SET) != 0) {
-        msg_error("'%s': cannot seek: %s", o->file, strerror(errno));
-        goto done;
-    }
-    if ((uint64_t)end != want) {
-        msg_error("'%s': truncated: header says %llu bytes, file has %ld", o->file, (unsigned long long)want, end);
-        goto done;
-    }
-    uint32_t rcrc = 0;
-    for (uint64_t left = body; left > 0;) {
-        size_t k = left < 65536 ? (size_t)left : 65536;
-        if (fread(buf, 1, k, f) != k) {
-            msg_error("'%s': read error", o->file);
-            goto done;
-        }
-        rcrc = crc32c_update(rcrc, buf, k);
-        left -= k;
-    }
-    if (fread(buf, 1, 4, f) != 4) {
-        msg_error("'%s': read error", o->file);
-        goto done;
-    }
-    stored = get_u32le(buf);
-    if (stored != rcrc) {
-        msg_error("'%s': records checksum mismatch (stored 0x%08x, computed 0x%08x)", o->file, (unsigned)stored,
-                  (unsigned)rcrc);
-        goto done;
-    }
+/* A code array: every check that needs no quantizer (tq_codes_inspect), then its header. */
+static int inspect_codes(const options *o) {
+    tq_codes_info ci;
+    tq_status s = tq_codes_inspect(o->file, &ci);
+    if (s != TQ_OK) return lib_error(s, "cannot read the code array");
     if (o->json) {
         printf("{\"file\":");
         json_str(stdout, o->file);
         printf(",\"kind\":\"codes\",\"format\":\"%u.%u\",\"n\":%llu,\"code_size\":%u,\"fingerprint\":\"0x%08x\"}\n",
-               major, minor, (unsigned long long)n, (unsigned)cs, (unsigned)fp);
+               (unsigned)ci.format_major, (unsigned)ci.format_minor, (unsigned long long)ci.n,
+               (unsigned)ci.code_size, (unsigned)ci.fingerprint);
     } else {
-        printf("%s: tq code array (TQCA %u.%u)\n", o->file, major, minor);
-        printf("  n               %llu records\n", (unsigned long long)n);
-        printf("  code size       %u bytes per vector\n", (unsigned)cs);
-        printf("  fingerprint     0x%08x (of the quantizer that made them)\n", (unsigned)fp);
+        printf("%s: tq code array (TQCA %u.%u)\n", o->file, (unsigned)ci.format_major, (unsigned)ci.format_minor);
+        printf("  n               %llu records\n", (unsigned long long)ci.n);
+        printf("  code size       %u bytes per vector\n", (unsigned)ci.code_size);
+        printf("  fingerprint     0x%08x (of the quantizer that made them)\n", (unsigned)ci.fingerprint);
         printf("  checksums       header and records ok\n");
     }
-    rc = fflush(stdout) == 0 ? 0 : 1;
-done:
-    free(buf);
-    return rc;
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static int cmd_inspect(int argc, char **argv, int first) {
@@ -1989,11 +1885,7 @@ static int cmd_inspect(int argc, char **argv, int first) {
     } else if (memcmp(head, "TQQZ", 4) == 0) {
         rc = inspect_quantizer(&o, get_u16le(head + 4), get_u16le(head + 6));
     } else if (memcmp(head, "TQCA", 4) == 0) {
-        unsigned major = get_u16le(head + 4), minor = get_u16le(head + 6);
-        if (major != 1)
-            msg_error("'%s': code array format %u.%u is not supported (this tq reads 1.x)", o.file, major, minor);
-        else
-            rc = inspect_codes(&o, f, major, minor);
+        rc = inspect_codes(&o);
     } else {
         msg_error("'%s' is neither a tq quantizer (TQQZ) nor a tq code array (TQCA)", o.file);
     }

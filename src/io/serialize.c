@@ -715,7 +715,14 @@ tq_status tq_codes_save(const tq_quantizer *q, const uint8_t *codes, size_t n, c
     return tq_write_atomic(path, ca_save_fn, &ctx);
 }
 
-static tq_status ca_load(const tq_quantizer *q, tq_rfile *rf, uint8_t **codes_out, size_t *n_out) {
+/* A code file's header once checked (format.md §3 loader steps that need no quantizer). */
+typedef struct ca_header {
+    uint32_t major, minor, hsize, fingerprint, code_size;
+    uint64_t n, total;
+} ca_header;
+
+/* Read and check the header: magic, version, header size, header CRC, reserved fields. */
+static tq_status ca_read_header(tq_rfile *rf, ca_header *ch) {
     uint64_t total = rf->size;
     uint8_t h[CA_HEADER];
     size_t avail = total < CA_HEADER ? (size_t)total : CA_HEADER;
@@ -755,43 +762,114 @@ static tq_status ca_load(const tq_quantizer *q, tq_rfile *rf, uint8_t **codes_ou
     TQ_RETURN_IF(flags != 0, TQ_ERR_FORMAT, "reserved flags are 0x%08x, must be 0", flags);
     TQ_RETURN_IF(reserved != 0, TQ_ERR_FORMAT, "reserved header field (offset %d) is 0x%08x, must be 0",
                  CH_RESERVED, reserved);
-    uint32_t fp_file = tq_get_u32(h + CH_FPRINT), code_size = tq_get_u32(h + CH_CODESIZE);
-    uint64_t n = tq_get_u64(h + CH_N);
+    ch->major = major;
+    ch->minor = minor;
+    ch->hsize = hsize;
+    ch->fingerprint = tq_get_u32(h + CH_FPRINT);
+    ch->code_size = tq_get_u32(h + CH_CODESIZE);
+    ch->n = tq_get_u64(h + CH_N);
+    ch->total = total;
+    return TQ_OK;
+}
+
+/* The records' size from the header against the file's length; *bytes = n * code_size. */
+static tq_status ca_check_length(const ca_header *ch, uint64_t *bytes) {
+    TQ_RETURN_IF(ch->code_size == 0, TQ_ERR_FORMAT, "code_size is 0");
+    uint64_t b = ch->n * ch->code_size;
+    TQ_RETURN_IF(ch->n > UINT64_MAX / ch->code_size || b > UINT64_MAX - ch->hsize - 4u || b > SIZE_MAX, TQ_ERR_SIZE,
+                 "header says %llu records of %u bytes: size overflows", (unsigned long long)ch->n, ch->code_size);
+    uint64_t want = b + ch->hsize + 4u;
+    TQ_RETURN_IF(want > ch->total, TQ_ERR_FORMAT, "truncated: header says %llu bytes, file has %llu",
+                 (unsigned long long)want, (unsigned long long)ch->total);
+    TQ_RETURN_IF(want < ch->total, TQ_ERR_FORMAT, "%llu trailing bytes: header says %llu bytes, file has %llu",
+                 (unsigned long long)(ch->total - want), (unsigned long long)want, (unsigned long long)ch->total);
+    *bytes = b;
+    return TQ_OK;
+}
+
+/* The stored records CRC (after the records) against the computed one. */
+static tq_status ca_check_records_crc(tq_rfile *rf, uint32_t computed) {
+    uint8_t tail[4];
+    TQ_FORWARD(tq_rfile_read(rf, tail, 4));
+    uint32_t stored = tq_get_u32(tail);
+    TQ_RETURN_IF(stored != computed, TQ_ERR_CHECKSUM, "records checksum mismatch (stored %08x, computed %08x)",
+                 stored, computed);
+    return TQ_OK;
+}
+
+static tq_status ca_load(const tq_quantizer *q, tq_rfile *rf, uint8_t **codes_out, size_t *n_out) {
+    ca_header ch;
+    TQ_FORWARD(ca_read_header(rf, &ch));
     uint32_t fp_q;
     TQ_FORWARD(qz_fingerprint(q, &fp_q));
-    TQ_RETURN_IF(fp_file != fp_q, TQ_ERR_MISMATCH,
-                 "codes were written for another quantizer (fingerprint %08x, this quantizer's is %08x)", fp_file,
-                 fp_q);
-    TQ_RETURN_IF(code_size != q->code_size, TQ_ERR_MISMATCH,
-                 "codes are %u bytes each, this quantizer's are %zu", code_size, q->code_size);
-    TQ_RETURN_IF(code_size == 0, TQ_ERR_FORMAT, "code_size is 0");
-    uint64_t bytes = n * code_size;
-    TQ_RETURN_IF(n > UINT64_MAX / code_size || bytes > UINT64_MAX - hsize - 4u || bytes > SIZE_MAX, TQ_ERR_SIZE,
-                 "header says %llu records of %u bytes: size overflows", (unsigned long long)n, code_size);
-    uint64_t want = bytes + hsize + 4u;
-    TQ_RETURN_IF(want > total, TQ_ERR_FORMAT, "truncated: header says %llu bytes, file has %llu",
-                 (unsigned long long)want, (unsigned long long)total);
-    TQ_RETURN_IF(want < total, TQ_ERR_FORMAT, "%llu trailing bytes: header says %llu bytes, file has %llu",
-                 (unsigned long long)(total - want), (unsigned long long)want, (unsigned long long)total);
+    TQ_RETURN_IF(ch.fingerprint != fp_q, TQ_ERR_MISMATCH,
+                 "codes were written for another quantizer (fingerprint %08x, this quantizer's is %08x)",
+                 ch.fingerprint, fp_q);
+    TQ_RETURN_IF(ch.code_size != q->code_size, TQ_ERR_MISMATCH,
+                 "codes are %u bytes each, this quantizer's are %zu", ch.code_size, q->code_size);
+    uint64_t bytes;
+    TQ_FORWARD(ca_check_length(&ch, &bytes));
     uint8_t *codes = NULL;
     if (bytes) {
         codes = malloc((size_t)bytes);
-        TQ_RETURN_IF(!codes, TQ_ERR_NOMEM, "out of memory for %llu records", (unsigned long long)n);
+        TQ_RETURN_IF(!codes, TQ_ERR_NOMEM, "out of memory for %llu records", (unsigned long long)ch.n);
     }
-    uint8_t tail[4];
     tq_status s = tq_rfile_read(rf, codes, (size_t)bytes);
-    if (s == TQ_OK) s = tq_rfile_read(rf, tail, 4);
-    if (s == TQ_OK) {
-        uint32_t st = tq_get_u32(tail), c = tq_crc32c(0, codes, (size_t)bytes);
-        if (st != c) s = tq_fail(TQ_ERR_CHECKSUM, "records checksum mismatch (stored %08x, computed %08x)", st, c);
-    }
+    if (s == TQ_OK) s = ca_check_records_crc(rf, tq_crc32c(0, codes, (size_t)bytes));
     if (s != TQ_OK) {
         free(codes);
         return s;
     }
     *codes_out = codes;
-    *n_out = (size_t)n;
+    *n_out = (size_t)ch.n;
     return TQ_OK;
+}
+
+/* Every check of ca_load that needs no quantizer; the records are streamed
+ * through the CRC, never held. */
+static tq_status ca_inspect(tq_rfile *rf, tq_codes_info *info) {
+    ca_header ch;
+    TQ_FORWARD(ca_read_header(rf, &ch));
+    uint64_t left;
+    TQ_FORWARD(ca_check_length(&ch, &left));
+    uint8_t buf[65536];
+    uint32_t crc = 0;
+    while (left > 0) {
+        size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
+        TQ_FORWARD(tq_rfile_read(rf, buf, k));
+        crc = tq_crc32c(crc, buf, k);
+        left -= k;
+    }
+    TQ_FORWARD(ca_check_records_crc(rf, crc));
+    info->format_major = ch.major;
+    info->format_minor = ch.minor;
+    info->n = ch.n;
+    info->code_size = ch.code_size;
+    info->fingerprint = ch.fingerprint;
+    return TQ_OK;
+}
+
+tq_status tq_codes_inspect(const char *path, tq_codes_info *info) {
+    tq_clear_error();
+    TQ_RETURN_IF(!path || !info, TQ_ERR_INVALID_ARG, "NULL argument");
+    memset(info, 0, sizeof *info);
+    tq_rfile rf;
+    TQ_FORWARD(tq_rfile_open(&rf, path));
+    tq_status s = ca_inspect(&rf, info);
+    tq_rfile_close(&rf);
+    if (s != TQ_OK) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", tq_last_error());
+        tq_fail(s, "%s: %s", path, msg);
+        memset(info, 0, sizeof *info);
+    }
+    return s;
+}
+
+tq_status tq_quantizer_fingerprint(const tq_quantizer *q, uint32_t *fp) {
+    tq_clear_error();
+    TQ_RETURN_IF(!q || !fp, TQ_ERR_INVALID_ARG, "NULL argument");
+    return qz_fingerprint(q, fp);
 }
 
 tq_status tq_codes_load(const tq_quantizer *q, const char *path, uint8_t **codes, size_t *n) {
