@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "../kernels/kernels.h"
 #include "common.h"
 
 typedef struct tq_codebook {
@@ -42,15 +43,12 @@ TQ_INTERNAL tq_status tq_codebook_compute(uint32_t dim, uint32_t bits, tq_codebo
  */
 TQ_INTERNAL double tq_sphere_abs_mean(uint32_t d);
 
-/** Index of the nearest centroid to v (float32 decisions on cb->bounds). */
+/** Index of the nearest centroid to v (float32 decisions on cb->bounds): the
+ *  encoder's own rule, the kernel table's nearest, for one value. */
 static inline uint32_t tq_codebook_nearest(const tq_codebook *cb, float v) {
-    /* binary search: number of bounds strictly below v */
-    uint32_t lo = 0, hi = cb->levels - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) >> 1;
-        if (v > cb->bounds[mid]) lo = mid + 1; else hi = mid;
-    }
-    return lo;
+    uint8_t idx;
+    tq_kernels()->nearest(cb->bounds, cb->levels, &v, 1, &idx);
+    return idx;
 }
 
 #endif /* TQ_CODEBOOK_H */
