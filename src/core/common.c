@@ -8,16 +8,20 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static _Thread_local char tq_error_buf[512];
 
 tq_status tq_fail(tq_status s, const char *fmt, ...) {
+    /* format into a local buffer first: an argument may be tq_last_error() itself */
+    char tmp[sizeof tq_error_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tq_error_buf, sizeof tq_error_buf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(tq_error_buf, tmp, sizeof tmp);
     return s;
 }
 
