@@ -108,7 +108,7 @@ TQ_API tq_status tq_set_threads(uint32_t n);
 /** @return the thread count batch work uses now. */
 TQ_API uint32_t tq_get_threads(void);
 
-/** Free memory the library handed to the caller (tq_codes_load, tq_read_vectors). */
+/** Free memory the library handed to the caller (tq_codes_load, tq_read_vectors, tq_read_ids). */
 TQ_API void tq_free(void *p);
 
 /** Quantizer families. Values are pinned (they are stored on disk). */
@@ -280,12 +280,42 @@ TQ_API TQ_NODISCARD tq_status tq_codes_inspect(const char *path, tq_codes_info *
 TQ_API TQ_NODISCARD tq_status tq_quantizer_fingerprint(const tq_quantizer *q, uint32_t *fp);
 
 /**
- * Read float32 vectors from .fvecs (little-endian int32 dim + dim floats per
- * row) or .npy (float32, C order, 2-D), chosen by the file's contents. *data is
- * freed with tq_free. max_rows = 0 means all rows.
+ * Read float32 vectors (docs/format.md §5 has every rule), the format chosen
+ * by content first, then by name:
+ *   .npy    (by magic) float32 '<f4', C order, 2-D (rows, dim);
+ *   HDF5    (by signature) "file.hdf5" or "file.hdf5:DATASET" (a path that
+ *           exists is taken whole; otherwise the part before the last ':'
+ *           is the file). Default dataset "train" (ann-benchmarks layout:
+ *           train, test, neighbors, distances). Any 2-D float or integer
+ *           dataset is converted to float; only max_rows rows are read.
+ *           TQ_ERR_FORMAT "built without HDF5 support" when libhdf5 was not
+ *           found at build time (see tq_build_info);
+ *   .bvecs  (by name) little-endian int32 dim + dim uint8 per row, as float;
+ *   .fvecs  (anything else) little-endian int32 dim + dim float32 per row.
+ * NaN/Inf are TQ_ERR_NONFINITE (naming row and column); malformed files
+ * TQ_ERR_FORMAT; dims outside 1..TQ_MAX_DIM TQ_ERR_DIM. *data is freed with
+ * tq_free (NULL when 0 rows). max_rows = 0 means all rows.
  */
 TQ_API TQ_NODISCARD tq_status tq_read_vectors(const char *path, size_t max_rows, float **data, size_t *n,
                                               size_t *dim);
+
+/**
+ * Read integer rows (ground truth, search results) as int64: .npy (by magic;
+ * 2-D '<i4' or '<i8', C order), an HDF5 integer dataset "file.hdf5[:DATASET]"
+ * (default "neighbors"), otherwise .ivecs (int32 dim + dim int32 per row; an
+ * empty file is 0 rows with *cols = 0). *data (n * cols values, NULL when 0
+ * rows) is freed with tq_free. max_rows = 0 means all rows.
+ */
+TQ_API TQ_NODISCARD tq_status tq_read_ids(const char *path, size_t max_rows, int64_t **data, size_t *n,
+                                          size_t *cols);
+/**
+ * Write n rows of cols integers atomically, as .ivecs or (by a ".npy" name)
+ * an int32 .npy laid out as numpy's np.save writes it. Values must fit int32
+ * (TQ_ERR_SIZE otherwise, nothing written; -1 is fine); cols 1..TQ_MAX_DIM
+ * (TQ_ERR_DIM). n = 0 is legal (data may be NULL): an empty .ivecs file, or an
+ * npy of shape (0, cols); tq_read_ids reads both back as 0 rows.
+ */
+TQ_API TQ_NODISCARD tq_status tq_write_ids(const char *path, const int64_t *data, size_t n, size_t cols);
 
 #ifdef __cplusplus
 }

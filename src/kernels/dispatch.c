@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/hdf5_reader.h"
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -59,12 +60,13 @@ const char *tq_kernel_name(void) { return tq_kernels()->name; }
 #define TQ_STR2(x) #x
 #define TQ_STR(x) TQ_STR2(x)
 
-static char tq_info[256];
+static char tq_info[320];
 static pthread_once_t tq_info_once = PTHREAD_ONCE_INIT;
 
 static void tq_info_make(void) {
     const char *force = getenv("TQ_FORCE_ISA");
-    snprintf(tq_info, sizeof tq_info, "tq %d.%d.%d; kernels compiled: ref%s; running: %s%s%s%s; compiler: %s; arch: %s",
+    snprintf(tq_info, sizeof tq_info,
+             "tq %d.%d.%d; kernels compiled: ref%s; running: %s%s%s%s; compiler: %s; arch: %s; input: %s",
              TQ_VERSION_MAJOR, TQ_VERSION_MINOR, TQ_VERSION_PATCH, tq_kernels_avx2() ? " avx2" : "",
              tq_kernels()->name, force && *force ? " (TQ_FORCE_ISA=" : "", force && *force ? force : "",
              force && *force ? ")" : "",
@@ -76,13 +78,13 @@ static void tq_info_make(void) {
              "unknown",
 #endif
 #if defined(__x86_64__)
-             "x86_64"
+             "x86_64",
 #elif defined(__aarch64__)
-             "aarch64"
+             "aarch64",
 #else
-             "other"
+             "other",
 #endif
-    );
+             tq_hdf5_support());
 }
 
 const char *tq_build_info(void) {
