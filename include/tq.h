@@ -317,6 +317,99 @@ TQ_API TQ_NODISCARD tq_status tq_read_ids(const char *path, size_t max_rows, int
  */
 TQ_API TQ_NODISCARD tq_status tq_write_ids(const char *path, const int64_t *data, size_t n, size_t cols);
 
+/* ---- Vector index: a flat, training-free compressed index (docs/format.md §6).
+ *
+ * Vectors are searchable the moment tq_index_add returns. Every vector is
+ * encoded with the index's quantizer; search scores straight from the codes
+ * (for single-part MSE quantizers at 2 or 4 bits through an 8-bit
+ * lookup-table scan of a blocked layout, then exact code scores for a
+ * shortlist), optionally reranks the best candidates with stored float32
+ * vectors or a second, finer code, and returns the top k.
+ *
+ * Threads: one writer or many readers. tq_index_search may run from many
+ * threads at once; add/remove/save need exclusive access. A batch search
+ * uses tq_set_threads() threads, parallel over queries. ---- */
+
+typedef enum tq_index_metric {
+    TQ_INDEX_IP = 0,     /* inner product, larger is closer */
+    TQ_INDEX_L2 = 1,     /* squared Euclidean distance, smaller is closer */
+    TQ_INDEX_COSINE = 2  /* cosine similarity: vectors and queries normalized first */
+} tq_index_metric;
+
+typedef enum tq_rerank_kind {
+    TQ_RERANK_NONE = 0,   /* scores from the codes only */
+    TQ_RERANK_FLOAT = 1,  /* keep float32 vectors; exact scores for the shortlist */
+    TQ_RERANK_CODE = 2    /* keep a second code (MSE, rerank_bits, unbiased norm) for the shortlist */
+} tq_rerank_kind;
+
+typedef struct tq_index_config {
+    tq_config quant;        /* the search quantizer (quant.dim is the index's dimension) */
+    tq_index_metric metric;
+    tq_rerank_kind rerank;
+    uint32_t rerank_bits;   /* TQ_RERANK_CODE: 1..8 (default 8) */
+} tq_index_config;
+
+/** Defaults: quantizer as tq_config_init but with TQ_NORM_UNBIASED (the best
+ *  ranking, see README), metric IP, no rerank, rerank_bits 8. */
+TQ_API void tq_index_config_init(tq_index_config *cfg, uint32_t dim, uint32_t bits);
+
+typedef struct tq_index tq_index;
+
+/** Search knobs; zero fields mean defaults. */
+typedef struct tq_search_params {
+    uint32_t shortlist;  /* candidates the lookup-table scan passes to exact code scoring
+                            (default max(2k, k + 32)) */
+    uint32_t rerank;     /* candidates rescored by the rerank data (default max(4k, 64)) */
+} tq_search_params;
+
+/** What the index holds in memory (bytes). */
+typedef struct tq_index_memory {
+    uint64_t codes;      /* codes and per-vector factors */
+    uint64_t rerank;     /* float vectors or second codes */
+    uint64_t ids;        /* ids and the id -> slot table */
+    uint64_t total;      /* all of the above plus the quantizers */
+    uint64_t mapped;     /* of total, bytes read from a memory-mapped file */
+} tq_index_memory;
+
+TQ_API TQ_NODISCARD tq_status tq_index_create(const tq_index_config *cfg, tq_index **out);
+TQ_API void tq_index_free(tq_index *ix);
+TQ_API TQ_NODISCARD tq_status tq_index_get_config(const tq_index *ix, tq_index_config *out);
+TQ_API size_t tq_index_size(const tq_index *ix);
+TQ_API size_t tq_index_dim(const tq_index *ix);
+/** The search quantizer (owned by the index). */
+TQ_API const tq_quantizer *tq_index_quantizer(const tq_index *ix);
+TQ_API TQ_NODISCARD tq_status tq_index_memory_usage(const tq_index *ix, tq_index_memory *out);
+
+/**
+ * Add n vectors. ids: n distinct ids not in the index (>= 0), or NULL to
+ * number them automatically (one more than the largest id ever added, from
+ * 0). assigned (may be NULL) receives the n ids used. All or nothing: on
+ * failure (NaN, duplicate id, no memory) the index is unchanged.
+ */
+TQ_API TQ_NODISCARD tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *ids,
+                                           int64_t *assigned);
+/** Remove the vectors with these ids; ids not present are skipped. *removed (may be NULL) counts the rest. */
+TQ_API TQ_NODISCARD tq_status tq_index_remove(tq_index *ix, const int64_t *ids, size_t n, size_t *removed);
+/**
+ * Top k for each of nq queries: ids[qi * k + r] and scores[qi * k + r]
+ * (scores may be NULL), best first (IP and cosine: descending; L2:
+ * ascending). Fewer than k vectors: the rest are id -1, score NaN.
+ * params may be NULL.
+ */
+TQ_API TQ_NODISCARD tq_status tq_index_search(const tq_index *ix, const float *queries, size_t nq, size_t k,
+                                              const tq_search_params *params, int64_t *ids, float *scores);
+
+/** Save atomically (temp file, fsync, rename): a failed save leaves the old file. */
+TQ_API TQ_NODISCARD tq_status tq_index_save(const tq_index *ix, const char *path);
+/** Load an index file into memory (every checksum verified). */
+TQ_API TQ_NODISCARD tq_status tq_index_load(const char *path, tq_index **out);
+/**
+ * Open an index file memory-mapped: codes, ids and rerank data stay in the
+ * page cache (checksums verified once at open). The index is fully usable;
+ * the first add or remove copies the data into memory.
+ */
+TQ_API TQ_NODISCARD tq_status tq_index_open_mmap(const char *path, tq_index **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,6 +90,29 @@ tq_status tq_fs_unpack(const uint8_t *packed, size_t n, uint32_t d, uint32_t bit
     return TQ_OK;
 }
 
+void tq_fs_set_row(uint8_t *packed, size_t i, uint32_t d, uint32_t bits, const uint8_t *row) {
+    uint32_t P = fs_pairs(d, bits);
+    uint8_t *blk = packed + (i / TQ_FS_BLOCK) * (size_t)P * 32;
+    uint32_t v = (uint32_t)(i % TQ_FS_BLOCK), t = v & 15u, shift = v < 16 ? 0 : 4;
+    uint8_t keep = (uint8_t)(v < 16 ? 0xF0 : 0x0F);
+    for (uint32_t p = 0; p < P; p++) {
+        uint8_t *pr = blk + (size_t)p * 32;
+        pr[t] = (uint8_t)((pr[t] & keep) | fs_nibble(row, d, bits, 2 * p) << shift);
+        pr[16 + t] = (uint8_t)((pr[16 + t] & keep) | fs_nibble(row, d, bits, 2 * p + 1) << shift);
+    }
+}
+
+void tq_fs_get_row(const uint8_t *packed, size_t i, uint32_t d, uint32_t bits, uint8_t *row) {
+    uint32_t P = fs_pairs(d, bits);
+    const uint8_t *blk = packed + (i / TQ_FS_BLOCK) * (size_t)P * 32;
+    uint32_t v = (uint32_t)(i % TQ_FS_BLOCK), t = v & 15u, shift = v < 16 ? 0 : 4;
+    for (uint32_t j = 0; j < d; j++) {
+        uint32_t g = bits == 4 ? j : j / 2, p = g / 2;
+        uint32_t nib = (blk[(size_t)p * 32 + (g & 1u) * 16 + t] >> shift) & 15u;
+        row[j] = (uint8_t)(bits == 4 ? nib : (nib >> (2 * (j & 1u))) & 3u);
+    }
+}
+
 /* The 16 exact entries of group g (double). */
 static void fs_group_entries(const float *qrot, uint32_t d, uint32_t bits, const float *c, uint32_t g, double e[16]) {
     if (bits == 4) {

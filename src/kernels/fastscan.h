@@ -83,6 +83,12 @@ TQ_INTERNAL tq_status tq_fs_pack(const uint8_t *idx_rows, size_t n, uint32_t d, 
 /** Inverse of tq_fs_pack (for tests): n x d indices back. */
 TQ_INTERNAL tq_status tq_fs_unpack(const uint8_t *packed, size_t n, uint32_t d, uint32_t bits, uint8_t *idx_rows);
 
+/** Write one vector (row of d indices) into slot i of a blocked layout, replacing what was there
+ *  (no argument checks: the caller owns a layout holding slot i). */
+TQ_INTERNAL void tq_fs_set_row(uint8_t *packed, size_t i, uint32_t d, uint32_t bits, const uint8_t *row);
+/** Read slot i of a blocked layout back into a row of d indices. */
+TQ_INTERNAL void tq_fs_get_row(const uint8_t *packed, size_t i, uint32_t d, uint32_t bits, uint8_t *row);
+
 /** Build one query's table (tq_fs_lut_size bytes) from qrot (d floats) and the 2^bits
  *  centroids. TQ_ERR_NONFINITE if a table value is not finite. */
 TQ_INTERNAL tq_status tq_fs_lut(const float *qrot, uint32_t d, uint32_t bits, const float *centroids,
