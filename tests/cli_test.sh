@@ -465,5 +465,91 @@ expect_ok_text "encode --help" "--quantizer" encode --help
 expect_ok_text "decode --help" "--out" decode --help
 expect_ok_text "inspect --help" "fingerprint" inspect --help
 
+
+# ---- the index: build, info, search, eval recall, add -----------------------
+# jget FILE KEY: one value from a JSON line (python3 stdlib).
+jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
+IX=$TMP/ix.tqi
+if "$TQ" index build --bits 4 --metric ip "$BASE" "$IX" > "$TMP/b.json" 2> "$TMP/err.txt" &&
+   [ "$(jget "$TMP/b.json" "['n']")" = 500 ] && [ "$(jget "$TMP/b.json" "['dim']")" = 784 ] &&
+   [ ! -s "$TMP/err.txt" ]; then
+    pass "index build (500 x 784, silent stderr when not a terminal)"
+else
+    fail "index build"; cat "$TMP/b.json" "$TMP/err.txt" >&2
+fi
+expect_ok_text "index info" '"variant": "mse"' index info "$IX"
+# exact ground truth from a float-rerank index searched over everything
+"$TQ" index build --bits 2 --rerank float "$BASE" "$TMP/exact.tqi" > /dev/null 2>&1
+if "$TQ" search --k 16 --shortlist 500 --rerank-depth 500 "$TMP/exact.tqi" "$QUERIES" --out "$TMP/gt.ivecs" \
+       > "$TMP/s.json" 2> "$TMP/err.txt" && [ "$(jget "$TMP/s.json" "['queries']")" = 50 ]; then
+    pass "search with float rerank"
+else
+    fail "search with float rerank"; cat "$TMP/err.txt" >&2
+fi
+"$TQ" eval recall --gt "$TMP/gt.ivecs" "$TMP/gt.ivecs" > "$TMP/e.json" 2> "$TMP/err.txt"
+if [ "$(jget "$TMP/e.json" "['recall_1_at_k']['1']")" = 1 ] && [ "$(jget "$TMP/e.json" "['recall_10_at_10']")" = 1 ]; then
+    pass "eval recall of the ground truth against itself is 1"
+else
+    fail "eval recall self"; cat "$TMP/e.json" "$TMP/err.txt" >&2
+fi
+"$TQ" search --k 16 "$IX" "$QUERIES" --out "$TMP/r.npy" > /dev/null 2> "$TMP/err.txt"
+"$TQ" eval recall --gt "$TMP/gt.ivecs" "$TMP/r.npy" > "$TMP/e.json" 2> "$TMP/err.txt"
+if python3 - "$TMP/e.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["recall_1_at_k"]
+assert sorted(r, key=int) == ["1", "2", "4", "8", "16"], r
+vals = [r[k] for k in ("1", "2", "4", "8", "16")]
+assert all(a <= b for a, b in zip(vals, vals[1:])), vals      # non-decreasing in k
+assert 0.5 <= vals[0] < 1.0 + 1e-9 and vals[-1] >= 0.95, vals  # 4-bit codes on real data
+assert 0.5 <= d["recall_10_at_10"] <= 1.0, d
+PYEOF
+then pass "4-bit recall from an .npy result: sane and monotone"; else fail "4-bit recall"; cat "$TMP/e.json" >&2; fi
+cp "$IX" "$TMP/ix_before.tqi"
+"$TQ" index add "$IX" "$QUERIES" > "$TMP/a.json" 2> "$TMP/err.txt"
+if [ "$(jget "$TMP/a.json" "['n']")" = 550 ] && [ "$(jget "$TMP/a.json" "['added']")" = 50 ]; then
+    pass "index add appends (550 vectors)"
+else
+    fail "index add"; cat "$TMP/a.json" "$TMP/err.txt" >&2
+fi
+# a query added to a cosine index finds itself (id 500 + row) first
+"$TQ" index build --bits 4 --metric cosine "$BASE" "$TMP/cos.tqi" > /dev/null 2>&1
+"$TQ" index add "$TMP/cos.tqi" "$QUERIES" > /dev/null 2>&1
+"$TQ" search --k 1 --load "$TMP/cos.tqi" "$QUERIES" --out "$TMP/self.ivecs" > /dev/null 2>&1
+if python3 - "$TMP/self.ivecs" <<'PYEOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+ids = [struct.unpack_from("<i", b, 8 * i + 4)[0] for i in range(len(b) // 8)]
+hits = sum(1 for i, v in enumerate(ids) if v == 500 + i)
+assert len(ids) == 50 and hits >= 45, (len(ids), hits)
+PYEOF
+then pass "added vectors are searchable"; else fail "added vectors are searchable"; fi
+printf 'TQIX-junk' > "$TMP/junk.tqi"
+python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[300]^=1; open(sys.argv[2],'wb').write(b)" \
+    "$TMP/ix_before.tqi" "$TMP/flip.tqi"
+expect_status "search a corrupt index" 1 search --k 5 "$TMP/flip.tqi" "$QUERIES" --out "$TMP/x.ivecs"
+expect_status "search a junk file" 1 search --k 5 "$TMP/junk.tqi" "$QUERIES" --out "$TMP/x.ivecs"
+expect_status "index add to a corrupt index" 1 index add "$TMP/flip.tqi" "$QUERIES"
+if cmp -s "$TMP/flip.tqi" "$TMP/flip.tqi" && [ ! -e "$TMP/x.ivecs" ]; then pass "failed searches wrote nothing"; else fail "failed search output"; fi
+expect_status "search: queries of another dimension" 1 search --k 5 "$IX" "$TMP/gt.ivecs" --out "$TMP/x.ivecs"
+expect_status "index build: missing input" 1 index build --bits 4 "$TMP/none.fvecs" "$TMP/n.tqi"
+expect_error "index build without --bits" index build "$BASE" "$TMP/n.tqi"
+expect_error "index build --bits 9" index build --bits 9 "$BASE" "$TMP/n.tqi"
+expect_error "index build --metric bogus" index build --bits 4 --metric dot "$BASE" "$TMP/n.tqi"
+expect_error "search without --k" search "$IX" "$QUERIES" --out "$TMP/x.ivecs"
+expect_error "search --k 0" search --k 0 "$IX" "$QUERIES" --out "$TMP/x.ivecs"
+expect_error "eval without --gt" eval recall "$TMP/r.npy"
+"$TQ" search --k 16 --max-queries 10 "$IX" "$QUERIES" --out "$TMP/gt10.ivecs" > /dev/null 2>&1
+expect_status "eval: ground truth shorter than the result" 1 eval recall --gt "$TMP/gt10.ivecs" "$TMP/gt.ivecs"
+"$TQ" index build --bits 2.5 "$BASE" "$TMP/frac.tqi" > "$TMP/f.json" 2> "$TMP/err.txt"
+if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert 2.5 < d['bits_per_value'] < 2.75, d  # 2.5 + two parts' factors" "$TMP/f.json"; then
+    pass "index build --bits 2.5 (outlier split)"
+else
+    fail "index build --bits 2.5"; cat "$TMP/f.json" "$TMP/err.txt" >&2
+fi
+expect_ok_text "index --help" "--rerank" index --help
+expect_ok_text "search --help" "--shortlist" search --help
+expect_ok_text "eval recall --help" "recall_10_at_10" eval recall --help
+
 echo "cli_test: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -10,10 +10,14 @@
  *                         file (TQQZ) if it does not exist
  *   tq decode             a code file -> float32 vectors
  *   tq inspect            describe a TQQZ or TQCA file
+ *   tq index build|add|info   a compressed vector index (TQIX) from vectors
+ *   tq search             top-k search of an index, ids to .ivecs/.npy
+ *   tq eval recall        recall@1@k and recall@10@10 against ground truth
  *   tq info               how the library was built
  *
- * Outside checks parse `tq bench distortion --json`: its keys and their
- * meaning are a stable interface. Add fields; never rename or remove them.
+ * Outside checks parse `tq bench distortion --json`, the JSON lines of
+ * `tq index build|add`, `tq search` and `tq eval recall`, and the arguments
+ * of those commands: their keys and their meaning are a stable interface. Add fields; never rename or remove them.
  *
  * Random test vectors come from the tool's own small generator (splitmix64 +
  * Box-Muller), seeded by --seed: the library's seed (rotation, QJL matrix) and
@@ -1897,6 +1901,599 @@ usage:
 }
 
 /* ------------------------------------------------------------------------ */
+/* tq index build | add | info, tq search, tq eval recall                    */
+
+static const char INDEX_HELP[] =
+    "usage: tq index build --bits B [options] INPUT OUT.tqi\n"
+    "       tq index add INDEX.tqi MORE_INPUT [--threads T]\n"
+    "       tq index info INDEX.tqi\n"
+    "\n"
+    "Build a compressed, training-free vector index from INPUT (.fvecs, .bvecs, .npy\n"
+    "float32, or an ann-benchmarks .hdf5: its 'train' set unless FILE.hdf5:DATASET),\n"
+    "or add more vectors to a saved one (ids continue from the largest). Files are\n"
+    "written atomically: a failed or interrupted run leaves the old file as it was.\n"
+    "Prints one JSON line: n, dim, seconds, bytes_per_vector, memory_bytes.\n"
+    "\n"
+    "build options:\n"
+    "  --bits B          bits per coordinate: 1..8, or fractional like 2.5 (an outlier\n"
+    "                    split: that fraction of the channels, the ones with the largest\n"
+    "                    mean square in the input, gets one bit more)\n"
+    "  --variant V       mse | prod (default mse)\n"
+    "  --norm M          mse: plain | unit | unbiased (default unbiased: norm correction)\n"
+    "  --metric M        ip | l2 | cosine (default ip)\n"
+    "  --rerank R        none | float | code (default none): keep float32 vectors, or a\n"
+    "                    second code of --rerank-bits (default 8), to rescore the best\n"
+    "                    candidates of each search\n"
+    "  --rotation R      hadamard | dense | none (default hadamard)\n"
+    "  --qjl K           prod: structured | dense (default structured)\n"
+    "  --seed S          rotation seed (default 0)\n"
+    "  --max-rows N      use only the first N rows of INPUT\n"
+    "  --threads T       threads (default: all cores)\n"
+    "  --quiet           no progress on stderr\n";
+
+static const char SEARCH_HELP[] =
+    "usage: tq search --k K INDEX.tqi QUERIES --out RESULT.ivecs|RESULT.npy [options]\n"
+    "\n"
+    "Top-K search of every query row (same input kinds as 'tq index build'; an .hdf5\n"
+    "without :DATASET reads 'test'). RESULT gets int32 ids, one row per query, best\n"
+    "first (-1 where the index holds fewer than K vectors). Prints one JSON line:\n"
+    "queries, k, seconds (search only), qps, load_seconds.\n"
+    "\n"
+    "options:\n"
+    "  --shortlist N     candidates of the lookup-table scan rescored exactly\n"
+    "                    (default max(2K, K+32))\n"
+    "  --rerank-depth N  candidates rescored by the rerank data (default max(4K, 64))\n"
+    "  --scores FILE     also write the scores (.fvecs or .npy float32)\n"
+    "  --max-queries N   use only the first N query rows\n"
+    "  --load            read the index into memory (default: memory-map it)\n"
+    "  --threads T       threads (default: all cores)\n";
+
+static const char EVAL_HELP[] =
+    "usage: tq eval recall --gt GROUNDTRUTH RESULT\n"
+    "\n"
+    "Compare search results (int ids, one row per query, best first: .ivecs, .npy)\n"
+    "with exact ground truth (.ivecs, .npy, or an ann-benchmarks .hdf5: 'neighbors').\n"
+    "Prints JSON: recall_1_at_k for k = 1, 2, 4, ... up to RESULT's width (the\n"
+    "fraction of queries whose true nearest neighbour is among the first k results)\n"
+    "and recall_10_at_10 (mean overlap of the first 10 results with the true 10).\n";
+
+static const name_value INDEX_METRICS[] = {
+    {"ip", TQ_INDEX_IP}, {"l2", TQ_INDEX_L2}, {"cosine", TQ_INDEX_COSINE}, {NULL, 0}};
+static const name_value RERANKS[] = {
+    {"none", TQ_RERANK_NONE}, {"float", TQ_RERANK_FLOAT}, {"code", TQ_RERANK_CODE}, {NULL, 0}};
+
+/* "--opt value" or "--opt=value" at argv[*i]; returns the value or NULL (message given). */
+static const char *opt_value(int argc, char **argv, int *i, const char *name) {
+    const char *a = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(a, name, len) == 0 && a[len] == '=') return a + len + 1;
+    if (*i + 1 < argc) return argv[++*i];
+    msg_error("%s needs a value", name);
+    return NULL;
+}
+
+static int opt_is(const char *a, const char *name) {
+    size_t len = strlen(name);
+    return strncmp(a, name, len) == 0 && (a[len] == '\0' || a[len] == '=');
+}
+
+static int is_hdf5_without_dataset(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char sig[8] = {0};
+    size_t got = fread(sig, 1, 8, f);
+    fclose(f);
+    return got == 8 && memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0;
+}
+
+static void index_json(const tq_index *ix, double seconds, size_t added) {
+    tq_index_memory mem;
+    memset(&mem, 0, sizeof mem);
+    if (tq_index_memory_usage(ix, &mem) != TQ_OK) memset(&mem, 0, sizeof mem);
+    size_t n = tq_index_size(ix);
+    printf("{\"n\": %zu, \"dim\": %zu, \"added\": %zu, \"seconds\": ", n, tq_index_dim(ix), added);
+    json_num(stdout, seconds);
+    printf(", \"bytes_per_vector\": ");
+    json_num(stdout, n ? (double)(mem.codes + mem.rerank) / (double)n : 0.0);
+    printf(", \"bits_per_value\": ");
+    json_num(stdout, tq_quantizer_bits_per_value(tq_index_quantizer(ix)));
+    printf(", \"memory_bytes\": %llu, \"kernel\": ", (unsigned long long)mem.total);
+    json_str(stdout, tq_kernel_name());
+    printf("}\n");
+}
+
+/* Add rows in slices with a progress bar; 0 on success. */
+static int add_with_progress(tq_index *ix, const float *x, size_t n, int quiet, const char *what) {
+    progress pr;
+    progress_start(&pr, !quiet && n >= 20000 && stderr_is_tty(), what, n); /* silent unless a terminal */
+    const size_t slice = 10000;
+    size_t dim = tq_index_dim(ix);
+    for (size_t i = 0; i < n; i += slice) {
+        size_t m = n - i < slice ? n - i : slice;
+        tq_status s = tq_index_add(ix, x + i * dim, m, NULL, NULL);
+        if (s != TQ_OK) {
+            progress_end(&pr);
+            char w[128];
+            snprintf(w, sizeof w, "cannot add rows %zu..%zu", i, i + m - 1);
+            return lib_error(s, w);
+        }
+        progress_step(&pr, i + m);
+    }
+    progress_end(&pr);
+    return 0;
+}
+
+static int set_threads_opt(const char *val) {
+    uint64_t v;
+    if (parse_u64("--threads", val, 0, 256, &v) != 0) return -1;
+    if (tq_set_threads((uint32_t)v) != TQ_OK) {
+        msg_error("--threads: %s", tq_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_index_build(int argc, char **argv, int first) {
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, quiet = 0, variant = TQ_VARIANT_MSE, norm = TQ_NORM_UNBIASED, norm_set = 0, metric = TQ_INDEX_IP;
+    int rerank = TQ_RERANK_NONE, rotation = TQ_ROTATION_HADAMARD, qjl = TQ_QJL_STRUCTURED;
+    double bits = 0.0;
+    uint64_t seed = 0, max_rows = 0, rbits = 8;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(INDEX_HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = 1;
+        } else if (opt_is(a, "--bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--bits"))) return EXIT_USAGE;
+            char *end = NULL;
+            bits = strtod(v, &end);
+            if (!end || *end || !(bits >= 1.0 && bits <= TQ_MAX_BITS)) {
+                msg_error("--bits: expected a number in 1..%u (fractional allowed), got '%s'", TQ_MAX_BITS, v);
+                return EXIT_USAGE;
+            }
+        } else if (opt_is(a, "--variant")) {
+            if (!(v = opt_value(argc, argv, &i, "--variant")) || parse_name(VARIANTS, "--variant", v, &variant))
+                return EXIT_USAGE;
+            if (variant != TQ_VARIANT_MSE && variant != TQ_VARIANT_PROD) {
+                msg_error("--variant: an index uses mse or prod");
+                return EXIT_USAGE;
+            }
+        } else if (opt_is(a, "--norm")) {
+            if (!(v = opt_value(argc, argv, &i, "--norm")) || parse_name(NORMS, "--norm", v, &norm)) return EXIT_USAGE;
+            norm_set = 1;
+        } else if (opt_is(a, "--metric")) {
+            if (!(v = opt_value(argc, argv, &i, "--metric")) || parse_name(INDEX_METRICS, "--metric", v, &metric))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--rerank")) {
+            if (!(v = opt_value(argc, argv, &i, "--rerank")) || parse_name(RERANKS, "--rerank", v, &rerank))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--rerank-bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--rerank-bits")) || parse_u64("--rerank-bits", v, 1, 8, &rbits))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--rotation")) {
+            if (!(v = opt_value(argc, argv, &i, "--rotation")) || parse_name(ROTATIONS, "--rotation", v, &rotation))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--qjl")) {
+            if (!(v = opt_value(argc, argv, &i, "--qjl")) || parse_name(QJLS, "--qjl", v, &qjl)) return EXIT_USAGE;
+        } else if (opt_is(a, "--seed")) {
+            if (!(v = opt_value(argc, argv, &i, "--seed")) || parse_u64("--seed", v, 0, UINT64_MAX, &seed))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--max-rows")) {
+            if (!(v = opt_value(argc, argv, &i, "--max-rows")) ||
+                parse_u64("--max-rows", v, 1, UINT64_MAX, &max_rows))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--threads")) {
+            if (!(v = opt_value(argc, argv, &i, "--threads")) || set_threads_opt(v)) return EXIT_USAGE;
+        } else if (strncmp(a, "--", 2) == 0) {
+            msg_error("unknown option '%s' (see 'tq index --help')", a);
+            return EXIT_USAGE;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            msg_error("unexpected argument '%s'", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (bits == 0.0 || npos != 2) {
+        msg_error(bits == 0.0 ? "--bits B is required" : "need INPUT and OUT.tqi");
+        fputs("tq: see 'tq index --help'\n", stderr);
+        return EXIT_USAGE;
+    }
+    if (norm_set && variant != TQ_VARIANT_MSE && norm != TQ_NORM_PLAIN) {
+        msg_error("--norm %s applies to --variant mse only", name_of(NORMS, norm));
+        return EXIT_USAGE;
+    }
+    if (variant == TQ_VARIANT_PROD) norm = TQ_NORM_PLAIN;
+    uint32_t whole = (uint32_t)floor(bits);
+    double frac = bits - whole;
+    if (frac > 0 && whole >= TQ_MAX_BITS) {
+        msg_error("--bits %g: the outlier set would need %u bits", bits, whole + 1);
+        return EXIT_USAGE;
+    }
+    if (variant == TQ_VARIANT_PROD && whole < 2 && frac == 0) {
+        /* prod at 1 bit is QJL alone: allowed by the library, stated plainly here */
+    }
+
+    float *x = NULL;
+    size_t n = 0, dim = 0;
+    if (load_vectors(pos[0], (size_t)max_rows, &x, &n, &dim) != 0) return 1;
+    uint32_t *outl = NULL;
+    int rc = 1;
+    tq_index *ix = NULL;
+    tq_index_config cfg;
+    tq_index_config_init(&cfg, (uint32_t)dim, whole);
+    cfg.quant.variant = (tq_variant)variant;
+    cfg.quant.norm = (tq_norm_mode)norm;
+    cfg.quant.rotation = (tq_rotation_kind)rotation;
+    cfg.quant.qjl = (tq_qjl_kind)qjl;
+    cfg.quant.seed = seed;
+    cfg.metric = (tq_index_metric)metric;
+    cfg.rerank = (tq_rerank_kind)rerank;
+    cfg.rerank_bits = (uint32_t)rbits;
+    if (frac > 0) {
+        uint32_t k = (uint32_t)floor(frac * (double)dim + 0.5);
+        if (k == 0 || k >= dim) {
+            msg_error("--bits %g: %u outlier channels of %zu is not a split", bits, k, dim);
+            goto done;
+        }
+        outl = malloc(k * sizeof *outl);
+        if (!outl) {
+            msg_error("out of memory");
+            goto done;
+        }
+        tq_status s = tq_select_outliers(x, n, (uint32_t)dim, k, outl);
+        if (s != TQ_OK) {
+            lib_error(s, "cannot pick outlier channels");
+            goto done;
+        }
+        cfg.quant.outlier_count = k;
+        cfg.quant.outlier_bits = whole + 1;
+        cfg.quant.outlier_channels = outl;
+    }
+    double t0 = now_s();
+    tq_status s = tq_index_create(&cfg, &ix);
+    if (s != TQ_OK) {
+        lib_error(s, "cannot create the index");
+        goto done;
+    }
+    if (add_with_progress(ix, x, n, quiet, "indexing") != 0) goto done;
+    double secs = now_s() - t0;
+    s = tq_index_save(ix, pos[1]);
+    if (s != TQ_OK) {
+        char w[1100];
+        snprintf(w, sizeof w, "cannot save '%s'", pos[1]);
+        lib_error(s, w);
+        goto done;
+    }
+    index_json(ix, secs, n);
+    rc = 0;
+done:
+    tq_index_free(ix);
+    free(outl);
+    tq_free(x);
+    return rc;
+}
+
+static int open_index(const char *path, int mmap_it, tq_index **ix) {
+    tq_status s = mmap_it ? tq_index_open_mmap(path, ix) : tq_index_load(path, ix);
+    if (s != TQ_OK) {
+        char w[1100];
+        snprintf(w, sizeof w, "cannot open index '%s'", path);
+        return lib_error(s, w);
+    }
+    return 0;
+}
+
+static int cmd_index_add(int argc, char **argv, int first) {
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, quiet = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(INDEX_HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = 1;
+        } else if (opt_is(a, "--threads")) {
+            if (!(v = opt_value(argc, argv, &i, "--threads")) || set_threads_opt(v)) return EXIT_USAGE;
+        } else if (strncmp(a, "--", 2) == 0 || npos == 2) {
+            msg_error("unexpected argument '%s' (see 'tq index --help')", a);
+            return EXIT_USAGE;
+        } else {
+            pos[npos++] = a;
+        }
+    }
+    if (npos != 2) {
+        msg_error("need INDEX.tqi and MORE_INPUT");
+        return EXIT_USAGE;
+    }
+    tq_index *ix = NULL;
+    if (open_index(pos[0], 0, &ix) != 0) return 1;
+    float *x = NULL;
+    size_t n = 0, dim = 0;
+    int rc = 1;
+    if (load_vectors(pos[1], 0, &x, &n, &dim) != 0) goto done;
+    if (dim != tq_index_dim(ix)) {
+        msg_error("'%s' has %zu-dimensional rows but the index holds %zu", pos[1], dim, tq_index_dim(ix));
+        goto done;
+    }
+    double t0 = now_s();
+    if (add_with_progress(ix, x, n, quiet, "adding") != 0) goto done;
+    double secs = now_s() - t0;
+    tq_status s = tq_index_save(ix, pos[0]);
+    if (s != TQ_OK) {
+        char w[1100];
+        snprintf(w, sizeof w, "cannot save '%s' (the old file is unchanged)", pos[0]);
+        lib_error(s, w);
+        goto done;
+    }
+    index_json(ix, secs, n);
+    rc = 0;
+done:
+    tq_free(x);
+    tq_index_free(ix);
+    return rc;
+}
+
+static int cmd_index_info(int argc, char **argv, int first) {
+    if (argc - first != 1 || strncmp(argv[first], "--", 2) == 0) {
+        if (argc - first == 1 && (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0)) {
+            fputs(INDEX_HELP, stdout);
+            return 0;
+        }
+        msg_error("usage: tq index info INDEX.tqi");
+        return EXIT_USAGE;
+    }
+    tq_index *ix = NULL;
+    if (open_index(argv[first], 1, &ix) != 0) return 1;
+    tq_index_config c;
+    if (tq_index_get_config(ix, &c) != TQ_OK) {
+        tq_index_free(ix);
+        return lib_error(TQ_ERR_STATE, "cannot read the config");
+    }
+    tq_index_memory mem;
+    memset(&mem, 0, sizeof mem);
+    if (tq_index_memory_usage(ix, &mem) != TQ_OK) memset(&mem, 0, sizeof mem);
+    printf("{\"n\": %zu, \"dim\": %u, \"bits\": %u, \"variant\": ", tq_index_size(ix), c.quant.dim, c.quant.bits);
+    json_str(stdout, name_of(VARIANTS, c.quant.variant));
+    printf(", \"norm\": ");
+    json_str(stdout, name_of(NORMS, c.quant.norm));
+    printf(", \"rotation\": ");
+    json_str(stdout, name_of(ROTATIONS, c.quant.rotation));
+    printf(", \"outlier_channels\": %u, \"outlier_bits\": %u, \"metric\": ", c.quant.outlier_count,
+           c.quant.outlier_bits);
+    json_str(stdout, name_of(INDEX_METRICS, c.metric));
+    printf(", \"rerank\": ");
+    json_str(stdout, name_of(RERANKS, c.rerank));
+    printf(", \"rerank_bits\": %u, \"bits_per_value\": ", c.rerank_bits);
+    json_num(stdout, tq_quantizer_bits_per_value(tq_index_quantizer(ix)));
+    printf(", \"memory\": {\"codes\": %llu, \"rerank\": %llu, \"ids\": %llu, \"total\": %llu}}\n",
+           (unsigned long long)mem.codes, (unsigned long long)mem.rerank, (unsigned long long)mem.ids,
+           (unsigned long long)mem.total);
+    tq_index_free(ix);
+    return 0;
+}
+
+static int cmd_index(int argc, char **argv, int first) {
+    if (argc <= first || strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+        fputs(INDEX_HELP, argc <= first ? stderr : stdout);
+        return argc <= first ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[first], "build") == 0) return cmd_index_build(argc, argv, first + 1);
+    if (strcmp(argv[first], "add") == 0) return cmd_index_add(argc, argv, first + 1);
+    if (strcmp(argv[first], "info") == 0) return cmd_index_info(argc, argv, first + 1);
+    msg_error("unknown index command '%s' (expected build, add or info)", argv[first]);
+    return EXIT_USAGE;
+}
+
+static int write_scores(const char *path, const float *s, size_t n, size_t k) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        msg_error("cannot write '%s'", path);
+        return 1;
+    }
+    int rc = write_rows(f, s, n, k, ends_with(path, ".npy"));
+    if (fclose(f) != 0) rc = 1;
+    if (rc) msg_error("cannot write '%s'", path);
+    return rc;
+}
+
+static int cmd_search(int argc, char **argv, int first) {
+    const char *pos[2] = {NULL, NULL}, *out = NULL, *scores_path = NULL;
+    int npos = 0, mmap_it = 1;
+    uint64_t k = 0, shortlist = 0, depth = 0, maxq = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(SEARCH_HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--load") == 0) {
+            mmap_it = 0;
+        } else if (opt_is(a, "--k")) {
+            if (!(v = opt_value(argc, argv, &i, "--k")) || parse_u64("--k", v, 1, 100000, &k)) return EXIT_USAGE;
+        } else if (opt_is(a, "--out")) {
+            if (!(out = opt_value(argc, argv, &i, "--out"))) return EXIT_USAGE;
+        } else if (opt_is(a, "--scores")) {
+            if (!(scores_path = opt_value(argc, argv, &i, "--scores"))) return EXIT_USAGE;
+        } else if (opt_is(a, "--shortlist")) {
+            if (!(v = opt_value(argc, argv, &i, "--shortlist")) ||
+                parse_u64("--shortlist", v, 1, UINT32_MAX, &shortlist))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--rerank-depth")) {
+            if (!(v = opt_value(argc, argv, &i, "--rerank-depth")) ||
+                parse_u64("--rerank-depth", v, 1, UINT32_MAX, &depth))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--max-queries")) {
+            if (!(v = opt_value(argc, argv, &i, "--max-queries")) ||
+                parse_u64("--max-queries", v, 1, UINT64_MAX, &maxq))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--threads")) {
+            if (!(v = opt_value(argc, argv, &i, "--threads")) || set_threads_opt(v)) return EXIT_USAGE;
+        } else if (strncmp(a, "--", 2) == 0 || npos == 2) {
+            msg_error("unexpected argument '%s' (see 'tq search --help')", a);
+            return EXIT_USAGE;
+        } else {
+            pos[npos++] = a;
+        }
+    }
+    if (!k || !out || npos != 2) {
+        msg_error("need --k K, INDEX.tqi, QUERIES and --out RESULT");
+        fputs("tq: see 'tq search --help'\n", stderr);
+        return EXIT_USAGE;
+    }
+    char qpath[4200];
+    snprintf(qpath, sizeof qpath, "%s%s", pos[1], is_hdf5_without_dataset(pos[1]) ? ":test" : "");
+    double t0 = now_s();
+    tq_index *ix = NULL;
+    if (open_index(pos[0], mmap_it, &ix) != 0) return 1;
+    double load_s = now_s() - t0;
+    float *qs = NULL, *sc = NULL;
+    int64_t *ids = NULL;
+    size_t nq = 0, dim = 0;
+    int rc = 1;
+    if (load_vectors(qpath, (size_t)maxq, &qs, &nq, &dim) != 0) goto done;
+    if (dim != tq_index_dim(ix)) {
+        msg_error("queries are %zu-dimensional but the index holds %zu", dim, tq_index_dim(ix));
+        goto done;
+    }
+    if (nq > SIZE_MAX / sizeof(int64_t) / k) {
+        msg_error("%zu queries x k %llu is too large", nq, (unsigned long long)k);
+        goto done;
+    }
+    ids = malloc(nq * k * sizeof *ids + 1);
+    sc = malloc(nq * k * sizeof *sc + 1);
+    if (!ids || !sc) {
+        msg_error("out of memory for %zu x %llu results", nq, (unsigned long long)k);
+        goto done;
+    }
+    tq_search_params p = {(uint32_t)shortlist, (uint32_t)depth};
+    double t1 = now_s();
+    tq_status s = tq_index_search(ix, qs, nq, (size_t)k, &p, ids, sc);
+    double secs = now_s() - t1;
+    if (s != TQ_OK) {
+        lib_error(s, "search failed");
+        goto done;
+    }
+    s = tq_write_ids(out, ids, nq, (size_t)k);
+    if (s != TQ_OK) {
+        char w[1100];
+        snprintf(w, sizeof w, "cannot write '%s'", out);
+        lib_error(s, w);
+        goto done;
+    }
+    if (scores_path && write_scores(scores_path, sc, nq, (size_t)k) != 0) goto done;
+    printf("{\"queries\": %zu, \"k\": %llu, \"seconds\": ", nq, (unsigned long long)k);
+    json_num(stdout, secs);
+    printf(", \"qps\": ");
+    json_num(stdout, secs > 0 ? (double)nq / secs : 0.0);
+    printf(", \"load_seconds\": ");
+    json_num(stdout, load_s);
+    printf(", \"threads\": %u, \"kernel\": ", tq_get_threads());
+    json_str(stdout, tq_kernel_name());
+    printf("}\n");
+    rc = 0;
+done:
+    tq_free(qs);
+    free(ids);
+    free(sc);
+    tq_index_free(ix);
+    return rc;
+}
+
+static int read_ids_file(const char *path, int64_t **d, size_t *n, size_t *cols) {
+    tq_status s = tq_read_ids(path, 0, d, n, cols);
+    if (s != TQ_OK) {
+        char w[1100];
+        snprintf(w, sizeof w, "cannot read ids from '%s'", path);
+        return lib_error(s, w);
+    }
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv, int first) {
+    if (argc <= first || strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0 ||
+        strcmp(argv[first], "recall") != 0) {
+        if (argc > first && (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0)) {
+            fputs(EVAL_HELP, stdout);
+            return 0;
+        }
+        msg_error("usage: tq eval recall --gt GROUNDTRUTH RESULT");
+        return EXIT_USAGE;
+    }
+    const char *gt_path = NULL, *res_path = NULL;
+    for (int i = first + 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(EVAL_HELP, stdout);
+            return 0;
+        }
+        if (opt_is(a, "--gt")) {
+            if (!(gt_path = opt_value(argc, argv, &i, "--gt"))) return EXIT_USAGE;
+        } else if (strncmp(a, "--", 2) == 0 || res_path) {
+            msg_error("unexpected argument '%s' (see 'tq eval recall --help')", a);
+            return EXIT_USAGE;
+        } else {
+            res_path = a;
+        }
+    }
+    if (!gt_path || !res_path) {
+        msg_error("need --gt GROUNDTRUTH and RESULT");
+        return EXIT_USAGE;
+    }
+    int64_t *gt = NULL, *res = NULL;
+    size_t ng = 0, kg = 0, nr = 0, kr = 0;
+    int rc = 1;
+    if (read_ids_file(gt_path, &gt, &ng, &kg) != 0) goto done;
+    if (read_ids_file(res_path, &res, &nr, &kr) != 0) goto done;
+    if (nr == 0 || kr == 0 || kg == 0) {
+        msg_error("empty ground truth or result");
+        goto done;
+    }
+    if (ng < nr) {
+        msg_error("the ground truth has %zu rows but the result has %zu (one row per query)", ng, nr);
+        goto done;
+    }
+    printf("{\"queries\": %zu, \"k\": %zu, \"recall_1_at_k\": {", nr, kr);
+    for (size_t k = 1, first_k = 1; k <= kr; k *= 2, first_k = 0) {
+        size_t hit = 0;
+        for (size_t i = 0; i < nr; i++)
+            for (size_t r = 0; r < k; r++)
+                if (res[i * kr + r] == gt[i * kg]) {
+                    hit++;
+                    break;
+                }
+        printf("%s\"%zu\": ", first_k ? "" : ", ", k);
+        json_num(stdout, (double)hit / (double)nr);
+    }
+    printf("}, \"recall_10_at_10\": ");
+    if (kr >= 10 && kg >= 10) {
+        size_t hit = 0;
+        for (size_t i = 0; i < nr; i++)
+            for (size_t r = 0; r < 10; r++)
+                for (size_t t = 0; t < 10; t++)
+                    if (res[i * kr + r] == gt[i * kg + t] && res[i * kr + r] >= 0) {
+                        hit++;
+                        break;
+                    }
+        json_num(stdout, (double)hit / (double)(10 * nr));
+    } else {
+        printf("null");
+    }
+    printf("}\n");
+    rc = 0;
+done:
+    tq_free(gt);
+    tq_free(res);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* main                                                                      */
 
 static const char MAIN_HELP[] =
@@ -1907,13 +2504,17 @@ static const char MAIN_HELP[] =
     "commands:\n"
     "  bench distortion   distortion of a quantizer against the paper's bounds\n"
     "  bench recall       top-1 recall of search scored straight from codes\n"
+    "  index build|add|info  a compressed vector index: build from vectors, add more, describe\n"
+    "  search             top-k search of an index\n"
+    "  eval recall        recall of search results against ground truth\n"
     "  encode             encode vectors into a code file (creating the quantizer if needed)\n"
     "  decode             decode a code file back to float32 vectors\n"
     "  inspect            describe a quantizer (.tqqz) or code (.tqca) file\n"
     "  info               version and how the library was built\n"
     "\n"
     "Run 'tq bench distortion --help' or 'tq bench recall --help' for their options.\n"
-    "Run 'tq encode --help', 'tq decode --help' or 'tq inspect --help' for theirs.\n";
+    "Run 'tq encode --help', 'tq decode --help' or 'tq inspect --help' for theirs.\n"
+    "Run 'tq index --help', 'tq search --help' or 'tq eval recall --help' for the index.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -1938,6 +2539,9 @@ int main(int argc, char **argv) {
         printf("%s\n%s\n", tq_version_string(), tq_build_info());
         return 0;
     }
+    if (strcmp(cmd, "index") == 0) return cmd_index(argc, argv, 2);
+    if (strcmp(cmd, "search") == 0) return cmd_search(argc, argv, 2);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv, 2);
     if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv, 2);
     if (strcmp(cmd, "decode") == 0) return cmd_decode(argc, argv, 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc, argv, 2);
