@@ -43,6 +43,22 @@ void tq_index_config_init(tq_index_config *cfg, uint32_t dim, uint32_t bits) {
     cfg->metric = TQ_INDEX_IP;
     cfg->rerank = TQ_RERANK_NONE;
     cfg->rerank_bits = 8;
+    cfg->center = TQ_CENTER_FIRST;
+}
+
+int tq_index_keeps_xc(const tq_index *ix) { return ix->center && ix->cfg.metric != TQ_INDEX_L2; }
+
+tq_status tq_index_set_center(tq_index *ix, const float *c) {
+    size_t d = ix->cfg.quant.dim;
+    float *nc = malloc(d * sizeof(float));
+    TQ_RETURN_IF(!nc, TQ_ERR_NOMEM, "out of memory for the center");
+    memcpy(nc, c, d * sizeof(float));
+    double cc = 0.0;
+    for (size_t j = 0; j < d; j++) cc += (double)nc[j] * nc[j];
+    free(ix->center);
+    ix->center = nc;
+    ix->cc = cc;
+    return TQ_OK;
 }
 
 int tq_index_uses_blocks(const tq_index_config *cfg, const tq_quantizer *q, uint32_t *nf) {
@@ -70,6 +86,13 @@ static tq_status check_config(const tq_index_config *cfg) {
                  (int)cfg->rerank);
     TQ_RETURN_IF(cfg->rerank == TQ_RERANK_CODE && (cfg->rerank_bits < 1 || cfg->rerank_bits > TQ_MAX_BITS),
                  TQ_ERR_BITS, "rerank_bits %u must be 1..%u", cfg->rerank_bits, TQ_MAX_BITS);
+    TQ_RETURN_IF((unsigned)cfg->center > TQ_CENTER_GIVEN, TQ_ERR_INVALID_ARG, "unknown center mode %d",
+                 (int)cfg->center);
+    TQ_RETURN_IF(cfg->center == TQ_CENTER_GIVEN && !cfg->center_vector, TQ_ERR_INVALID_ARG,
+                 "TQ_CENTER_GIVEN needs center_vector");
+    if (cfg->center == TQ_CENTER_GIVEN)
+        for (uint32_t j = 0; j < cfg->quant.dim; j++)
+            TQ_RETURN_IF(!isfinite(cfg->center_vector[j]), TQ_ERR_NONFINITE, "center channel %u is not finite", j);
     TQ_RETURN_IF(cfg->quant.variant == TQ_VARIANT_UNIFORM && cfg->quant.uniform_scope == TQ_UNIFORM_PER_CHANNEL,
                  TQ_ERR_INVALID_ARG, "a per-channel uniform quantizer needs calibration; an index cannot use it");
     return TQ_OK;
@@ -92,6 +115,7 @@ tq_status tq_index_wrap(const tq_index_config *cfg, tq_quantizer *q, tq_quantize
         return s;
     }
     if (cfg->rerank != TQ_RERANK_CODE) ix->cfg.rerank_bits = 0;
+    ix->cfg.center_vector = NULL;
     ix->code_size = q->code_size;
     ix->rcode_size = rq ? rq->code_size : 0;
     ix->fs = tq_index_uses_blocks(&ix->cfg, q, &ix->nf);
@@ -114,7 +138,16 @@ tq_status tq_index_create(const tq_index_config *cfg, tq_index **out) {
             return s;
         }
     }
-    return tq_index_wrap(cfg, q, rq, out);
+    TQ_FORWARD(tq_index_wrap(cfg, q, rq, out));
+    if (cfg->center == TQ_CENTER_GIVEN) {
+        tq_status s = tq_index_set_center(*out, cfg->center_vector);
+        if (s != TQ_OK) {
+            tq_index_free(*out);
+            *out = NULL;
+            return s;
+        }
+    }
+    return TQ_OK;
 }
 
 void tq_index_unmap(tq_index *ix) {
@@ -128,6 +161,7 @@ void tq_index_unmap(tq_index *ix) {
         ix->blocks = NULL;
         ix->rerank_f = NULL;
         ix->rerank_c = NULL;
+        ix->xc = NULL;
     }
 }
 
@@ -142,7 +176,9 @@ void tq_index_free(tq_index *ix) {
         free(ix->blocks);
         free(ix->rerank_f);
         free(ix->rerank_c);
+        free(ix->xc);
     }
+    free(ix->center);
     free(ix->map_keys);
     free(ix->map_slots);
     tq_quantizer_free(ix->q);
@@ -176,12 +212,13 @@ tq_status tq_index_memory_usage(const tq_index *ix, tq_index_memory *out) {
         out->codes = (uint64_t)n * ix->code_size;
     if (ix->cfg.rerank == TQ_RERANK_FLOAT) out->rerank = (uint64_t)n * d * 4;
     if (ix->cfg.rerank == TQ_RERANK_CODE) out->rerank = (uint64_t)n * ix->rcode_size;
+    if (ix->center) out->codes += (uint64_t)d * 4 + (tq_index_keeps_xc(ix) ? (uint64_t)n * 4 : 0);
     out->ids = (uint64_t)n * 8 + (uint64_t)ix->map_cap * (sizeof(int64_t) + sizeof(size_t));
     size_t qs = 0, rqs = 0;
     if (tq_quantizer_serialized_size(ix->q, &qs) != TQ_OK) qs = 0;
     if (ix->rq && tq_quantizer_serialized_size(ix->rq, &rqs) != TQ_OK) rqs = 0;
     out->total = out->codes + out->rerank + out->ids + qs + rqs;
-    if (ix->map_base) out->mapped = out->codes + out->rerank + (uint64_t)n * 8;
+    if (ix->map_base) out->mapped = out->codes - (ix->center ? (uint64_t)d * 4 : 0) + out->rerank + (uint64_t)n * 8;
     tq_clear_error();
     return TQ_OK;
 }
@@ -290,9 +327,11 @@ static tq_status grow_array(void **p, size_t old_bytes, size_t new_bytes) {
 }
 
 /* Bytes of each owned array at capacity cap (0 on overflow of any). */
-static int array_sizes(const tq_index *ix, size_t cap, size_t sz[6]) {
+enum { NARRAYS = 7 };
+
+static int array_sizes(const tq_index *ix, size_t cap, size_t sz[NARRAYS]) {
     size_t d = ix->cfg.quant.dim;
-    memset(sz, 0, 6 * sizeof(size_t));
+    memset(sz, 0, NARRAYS * sizeof(size_t));
     if (!tq_mul_size(cap, sizeof(int64_t), &sz[0])) return 0;
     if (ix->fs) {
         if (!tq_mul_size(cap, (size_t)ix->nf * 4, &sz[1])) return 0;
@@ -304,33 +343,40 @@ static int array_sizes(const tq_index *ix, size_t cap, size_t sz[6]) {
     if (ix->cfg.rerank == TQ_RERANK_FLOAT && (!tq_mul_size(cap, d, &sz[4]) || !tq_mul_size(sz[4], 4, &sz[4])))
         return 0;
     if (ix->cfg.rerank == TQ_RERANK_CODE && !tq_mul_size(cap, ix->rcode_size, &sz[5])) return 0;
+    if (tq_index_keeps_xc(ix) && !tq_mul_size(cap, sizeof(float), &sz[6])) return 0;
     return 1;
 }
 
+#define INDEX_ARRAYS(ix)                                                                             \
+    {(void **)&(ix)->ids,      (void **)&(ix)->factors,  (void **)&(ix)->blocks, (void **)&(ix)->records, \
+     (void **)&(ix)->rerank_f, (void **)&(ix)->rerank_c, (void **)&(ix)->xc}
+
 static tq_status reserve_slots(tq_index *ix, size_t need) {
-    if (need <= ix->cap) return TQ_OK;
+    int missing_xc = tq_index_keeps_xc(ix) && !ix->xc && ix->cap; /* the center was just set */
+    if (need <= ix->cap && !missing_xc) return TQ_OK;
     size_t cap = ix->cap < 1024 ? 1024 : ix->cap;
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     cap = (cap + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK * TQ_FS_BLOCK;
-    size_t old[6], now[6];
+    size_t old[NARRAYS], now[NARRAYS];
     TQ_RETURN_IF(!array_sizes(ix, ix->cap, old) || !array_sizes(ix, cap, now), TQ_ERR_SIZE,
                  "an index of %zu vectors does not fit in memory", need);
-    void **arr[6] = {(void **)&ix->ids,      (void **)&ix->factors,  (void **)&ix->blocks,
-                     (void **)&ix->records,  (void **)&ix->rerank_f, (void **)&ix->rerank_c};
-    for (int a = 0; a < 6; a++)
+    void **arr[NARRAYS] = INDEX_ARRAYS(ix);
+    for (int a = 0; a < NARRAYS; a++) {
+        if (!*arr[a]) old[a] = 0; /* e.g. xc, first needed when the center is set */
         if (now[a]) TQ_FORWARD(grow_array(arr[a], old[a], now[a]));
+    }
     ix->cap = cap;
     return TQ_OK;
 }
 
 tq_status tq_index_materialize(tq_index *ix) {
     if (!ix->map_base) return TQ_OK;
-    size_t n = ix->n, sz[6];
+    size_t n = ix->n, sz[NARRAYS];
     TQ_RETURN_IF(!array_sizes(ix, n, sz), TQ_ERR_SIZE, "index too large");
     sz[2] = tq_index_blocks_bytes(ix, n); /* the file holds only the blocks in use */
-    const void *src[6] = {ix->ids, ix->factors, ix->blocks, ix->records, ix->rerank_f, ix->rerank_c};
-    void *dst[6] = {0};
-    for (int a = 0; a < 6; a++) {
+    const void *src[NARRAYS] = {ix->ids, ix->factors, ix->blocks, ix->records, ix->rerank_f, ix->rerank_c, ix->xc};
+    void *dst[NARRAYS] = {0};
+    for (int a = 0; a < NARRAYS; a++) {
         if (!sz[a]) continue;
         dst[a] = malloc(sz[a]);
         if (!dst[a]) {
@@ -346,17 +392,17 @@ tq_status tq_index_materialize(tq_index *ix) {
     ix->records = dst[3];
     ix->rerank_f = dst[4];
     ix->rerank_c = dst[5];
+    ix->xc = dst[6];
     ix->cap = ix->blocks ? (n + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK * TQ_FS_BLOCK : n;
     /* capacity in whole blocks: the other arrays must cover the same slots */
     if (ix->cap > n) {
         size_t cap = ix->cap;
         ix->cap = n;
-        size_t old[6], now[6];
+        size_t old[NARRAYS], now[NARRAYS];
         if (!array_sizes(ix, n, old) || !array_sizes(ix, cap, now)) return tq_fail(TQ_ERR_SIZE, "index too large");
-        void **arr[6] = {(void **)&ix->ids,     (void **)&ix->factors,  (void **)&ix->blocks,
-                         (void **)&ix->records, (void **)&ix->rerank_f, (void **)&ix->rerank_c};
+        void **arr[NARRAYS] = INDEX_ARRAYS(ix);
         old[2] = now[2]; /* blocks already cover whole blocks */
-        for (int a = 0; a < 6; a++)
+        for (int a = 0; a < NARRAYS; a++)
             if (now[a] && a != 2) TQ_FORWARD(grow_array(arr[a], old[a], now[a]));
         ix->cap = cap;
     }
@@ -400,6 +446,7 @@ static void move_slot(tq_index *ix, size_t from, size_t to, uint8_t *rec, uint8_
     store_record(ix, to, rec, rowbuf);
     if (ix->rerank_f) memcpy(ix->rerank_f + to * d, ix->rerank_f + from * d, d * sizeof(float));
     if (ix->rerank_c) memcpy(ix->rerank_c + to * ix->rcode_size, ix->rerank_c + from * ix->rcode_size, ix->rcode_size);
+    if (ix->xc) ix->xc[to] = ix->xc[from];
 }
 
 /* Unit-normalize rows for the cosine metric (zero rows stay zero). */
@@ -441,25 +488,60 @@ tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *id
     for (size_t i = 0; keep_dense && ids && i < n; i++) keep_dense = ids[i] == (int64_t)(ix->n + i);
     TQ_FORWARD(tq_index_materialize(ix));
     if (!keep_dense) TQ_FORWARD(ensure_map(ix, total));
-    TQ_FORWARD(reserve_slots(ix, total));
+    int cosine = ix->cfg.metric == TQ_INDEX_COSINE, set_center = 0;
+    if (ix->cfg.center == TQ_CENTER_FIRST && !ix->center) {
+        /* the mean of this first batch (of the normalized rows for cosine) becomes the center for good */
+        double *acc = calloc(d, sizeof(double));
+        float *mean = malloc(d * sizeof(float));
+        tq_status cs = acc && mean ? TQ_OK : tq_fail(TQ_ERR_NOMEM, "out of memory for the center");
+        for (size_t i = 0; cs == TQ_OK && i < n; i++) {
+            const float *r = x + i * d;
+            double nr = 0.0;
+            if (cosine)
+                for (size_t j = 0; j < d; j++) nr += (double)r[j] * r[j];
+            double inv = !cosine ? 1.0 : nr > 0.0 ? 1.0 / sqrt(nr) : 0.0;
+            for (size_t j = 0; j < d; j++) acc[j] += r[j] * inv;
+        }
+        if (cs == TQ_OK) {
+            for (size_t j = 0; j < d; j++) mean[j] = (float)(acc[j] / (double)n);
+            cs = tq_index_set_center(ix, mean);
+        }
+        free(acc);
+        free(mean);
+        TQ_FORWARD(cs);
+        set_center = 1;
+    }
+    tq_status s = reserve_slots(ix, total);
 
     size_t chunk = n < ADD_CHUNK ? n : ADD_CHUNK;
-    float *tmp = ix->cfg.metric == TQ_INDEX_COSINE ? malloc(chunk * d * sizeof(float)) : NULL;
+    float *tmp = malloc(chunk * d * sizeof(float)), *res = ix->center ? malloc(chunk * d * sizeof(float)) : NULL;
     uint8_t *recs = malloc(chunk * ix->code_size);
     uint8_t *rowbuf = malloc(d + 8);
-    tq_status s = TQ_OK;
-    if ((ix->cfg.metric == TQ_INDEX_COSINE && !tmp) || !recs || !rowbuf)
+    if (s == TQ_OK && (!tmp || (ix->center && !res) || !recs || !rowbuf))
         s = tq_fail(TQ_ERR_NOMEM, "out of memory for an add");
     size_t done = 0;
+    int keep_xc = tq_index_keeps_xc(ix);
     while (s == TQ_OK && done < n) {
         size_t m = n - done < chunk ? n - done : chunk;
-        const float *src = x + done * d;
-        if (tmp) {
+        const float *src = x + done * d, *enc;
+        if (cosine) {
             normalize_rows(src, m, d, tmp);
             src = tmp;
         }
-        s = tq_encode(ix->q, src, m, recs);
-        if (s == TQ_OK && ix->rerank_c) s = tq_encode(ix->rq, src, m, ix->rerank_c + (ix->n + done) * ix->rcode_size);
+        enc = src;
+        if (ix->center) {
+            for (size_t i = 0; i < m; i++) {
+                double dot = 0.0;
+                for (size_t j = 0; j < d; j++) {
+                    res[i * d + j] = src[i * d + j] - ix->center[j];
+                    dot += (double)src[i * d + j] * ix->center[j];
+                }
+                if (keep_xc) ix->xc[ix->n + done + i] = (float)dot;
+            }
+            enc = res;
+        }
+        s = tq_encode(ix->q, enc, m, recs);
+        if (s == TQ_OK && ix->rerank_c) s = tq_encode(ix->rq, enc, m, ix->rerank_c + (ix->n + done) * ix->rcode_size);
         if (s != TQ_OK) break;
         for (size_t i = 0; i < m; i++) store_record(ix, ix->n + done + i, recs + i * ix->code_size, rowbuf);
         if (ix->rerank_f) memcpy(ix->rerank_f + (ix->n + done) * d, src, m * d * sizeof(float));
@@ -485,6 +567,13 @@ tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *id
         }
         if (rowbuf)
             for (size_t i = 0; i < done; i++) clear_slot(ix, ix->n + i, rowbuf);
+        if (set_center) { /* back to the state before the call: no center, no <x, c> array */
+            free(ix->center);
+            ix->center = NULL;
+            ix->cc = 0.0;
+            free(ix->xc);
+            ix->xc = NULL;
+        }
     } else {
         int64_t maxid = ix->next_id - 1;
         for (size_t i = 0; i < n; i++) {
@@ -497,6 +586,7 @@ tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *id
         ix->next_id = maxid == INT64_MAX ? INT64_MAX : maxid + 1;
     }
     free(tmp);
+    free(res);
     free(recs);
     free(rowbuf);
     return s;
@@ -615,7 +705,9 @@ typedef struct {
 
 /* Per-thread buffers. */
 typedef struct {
-    float *qn;          /* GROUP_QUERIES normalized queries */
+    float *qn;          /* GROUP_QUERIES queries (normalized for cosine) */
+    float *qc;          /* the same minus the center (what the codes are scored against) */
+    double kq[GROUP_QUERIES]; /* centered ip/cosine: <q, c> - ||c||^2, added to code scores */
     uint8_t *lut;       /* GROUP_QUERIES tables */
     float off[GROUP_QUERIES], del[GROUP_QUERIES];
     float *scan;        /* CHUNK_BLOCKS * 32 or RECORD_CHUNK scores */
@@ -629,6 +721,7 @@ typedef struct {
 
 static void ws_free(search_ws *w) {
     free(w->qn);
+    free(w->qc);
     free(w->lut);
     free(w->scan);
     for (int g = 0; g < GROUP_QUERIES; g++) {
@@ -650,6 +743,8 @@ static tq_status ws_init(search_ws *w, const search_job *j) {
     memset(w, 0, sizeof *w);
     int ok = 1;
     w->qn = malloc(GROUP_QUERIES * d * sizeof(float));
+    w->qc = malloc(GROUP_QUERIES * d * sizeof(float));
+    ok &= w->qc != NULL;
     size_t scan_n = ix->fs ? (size_t)CHUNK_BLOCKS * TQ_FS_BLOCK : RECORD_CHUNK;
     w->scan = malloc(scan_n * sizeof(float));
     ok &= w->qn && w->scan;
@@ -694,13 +789,18 @@ static tq_status score_candidates(search_ws *w, const tq_index *ix, const float 
     TQ_FORWARD(tq_query_set(w->pq, qv));
     for (size_t c = 0; c < h->count; c++) load_record(ix, h->slot[c], w->recs + c * ix->code_size, w->rowbuf);
     TQ_FORWARD(tq_score(ix->q, w->pq, m, w->recs, h->count, w->cand_scores));
-    for (size_t c = 0; c < h->count; c++)
-        heap_push(fin, m == TQ_METRIC_L2 ? -w->cand_scores[c] : w->cand_scores[c], h->slot[c]);
+    for (size_t c = 0; c < h->count; c++) {
+        size_t sl = h->slot[c];
+        float key = m == TQ_METRIC_L2 ? -w->cand_scores[c] : w->cand_scores[c] + (ix->xc ? ix->xc[sl] : 0.0f);
+        heap_push(fin, key, sl);
+    }
     return TQ_OK;
 }
 
-/* Rerank the candidates in fin (moved to a scratch heap) into the top k of out. */
-static tq_status rerank(search_ws *w, const search_job *j, const float *qv, topk *fin) {
+/* Rerank the candidates in fin into the top k: exact float scores against qn, or the rerank code's
+ * scores against qc (the centered query). */
+static tq_status rerank(search_ws *w, const search_job *j, const float *qn, const float *qc, topk *fin) {
+    const float *qv = qn;
     const tq_index *ix = j->ix;
     size_t d = ix->cfg.quant.dim, m = fin->count;
     int l2 = ix->cfg.metric == TQ_INDEX_L2;
@@ -716,12 +816,12 @@ static tq_status rerank(search_ws *w, const search_job *j, const float *qv, topk
             w->cand_scores[c] = (float)(l2 ? -acc : acc);
         }
     } else {
-        TQ_FORWARD(tq_query_set(w->rpq, qv));
+        TQ_FORWARD(tq_query_set(w->rpq, qc));
         for (size_t c = 0; c < m; c++)
             memcpy(w->recs + c * ix->rcode_size, ix->rerank_c + fin->slot[c] * ix->rcode_size, ix->rcode_size);
         TQ_FORWARD(tq_score(ix->rq, w->rpq, l2 ? TQ_METRIC_L2 : TQ_METRIC_IP, w->recs, m, w->cand_scores));
-        if (l2)
-            for (size_t c = 0; c < m; c++) w->cand_scores[c] = -w->cand_scores[c];
+        for (size_t c = 0; c < m; c++)
+            w->cand_scores[c] = l2 ? -w->cand_scores[c] : w->cand_scores[c] + (ix->xc ? ix->xc[fin->slot[c]] : 0.0f);
     }
     /* refill fin with the new keys, capped at k */
     size_t *slots = malloc(m * sizeof(size_t) + 1);
@@ -734,14 +834,15 @@ static tq_status rerank(search_ws *w, const search_job *j, const float *qv, topk
     return TQ_OK;
 }
 
-static void write_result(const search_job *j, size_t qi, topk *fin) {
+/* Write the best k of fin; add is the per-query constant that turns code keys into <q, x> estimates. */
+static void write_result(const search_job *j, size_t qi, topk *fin, double add) {
     const tq_index *ix = j->ix;
     heap_sort(fin);
     int l2 = ix->cfg.metric == TQ_INDEX_L2;
     for (size_t r = 0; r < j->k; r++) {
         if (r < fin->count) {
             j->out_ids[qi * j->k + r] = ix->ids[fin->slot[r]];
-            if (j->out_scores) j->out_scores[qi * j->k + r] = l2 ? -fin->key[r] : fin->key[r];
+            if (j->out_scores) j->out_scores[qi * j->k + r] = l2 ? -fin->key[r] : (float)(fin->key[r] + add);
         } else {
             j->out_ids[qi * j->k + r] = -1;
             if (j->out_scores) j->out_scores[qi * j->k + r] = NAN;
@@ -755,14 +856,22 @@ static tq_status search_group(search_ws *w, const search_job *j, size_t q0, size
     int l2 = ix->cfg.metric == TQ_INDEX_L2;
     for (size_t g = 0; g < gq; g++) {
         const float *src = j->queries + (q0 + g) * d;
-        if (ix->cfg.metric == TQ_INDEX_COSINE) normalize_rows(src, 1, d, w->qn + g * d);
-        else memcpy(w->qn + g * d, src, d * sizeof(float));
+        float *qn = w->qn + g * d, *qc = w->qc + g * d;
+        if (ix->cfg.metric == TQ_INDEX_COSINE) normalize_rows(src, 1, d, qn);
+        else memcpy(qn, src, d * sizeof(float));
+        double qdotc = 0.0;
+        for (size_t t = 0; t < d; t++) {
+            qc[t] = ix->center ? qn[t] - ix->center[t] : qn[t];
+            if (ix->center) qdotc += (double)qn[t] * ix->center[t];
+        }
+        /* code keys estimate <q - c, x - c> + <x, c>; exact float rerank keys are <q, x> already */
+        w->kq[g] = ix->xc && ix->cfg.rerank != TQ_RERANK_FLOAT ? qdotc - ix->cc : 0.0;
     }
     size_t depth_cap = j->depth < n ? j->depth : n;
     if (ix->fs) {
         size_t lsz = tq_fs_lut_size((uint32_t)d, ix->fs_bits);
         for (size_t g = 0; g < gq; g++) {
-            TQ_FORWARD(tq_fs_query_lut(ix->q, w->qn + g * d, w->lut + g * lsz, &w->off[g], &w->del[g]));
+            TQ_FORWARD(tq_fs_query_lut(ix->q, w->qc + g * d, w->lut + g * lsz, &w->off[g], &w->del[g]));
             w->heap[g].count = 0;
         }
         size_t blk = tq_fs_size(TQ_FS_BLOCK, (uint32_t)d, ix->fs_bits);
@@ -777,10 +886,10 @@ static tq_status search_group(search_ws *w, const search_job *j, size_t q0, size
                 TQ_FORWARD(tq_fs_scan(packed, m, (uint32_t)d, ix->fs_bits, w->lut + g * lsz, w->off[g], w->del[g],
                                       w->scan));
                 topk *h = &w->heap[g];
-                const float *fac = ix->factors + i0 * ix->nf;
+                const float *fac = ix->factors + i0 * ix->nf, *xc = ix->xc ? ix->xc + i0 : NULL;
                 for (size_t i = 0; i < m; i++) {
                     float ip = fac[i * ix->nf] * w->scan[i];
-                    float key = l2 ? 2.0f * ip - slot_norm2(ix, i0 + i) : ip;
+                    float key = l2 ? 2.0f * ip - slot_norm2(ix, i0 + i) : xc ? ip + xc[i] : ip;
                     if (h->count == h->cap && key < h->key[0]) continue; /* fast reject */
                     heap_push(h, key, i0 + i);
                 }
@@ -789,25 +898,26 @@ static tq_status search_group(search_ws *w, const search_job *j, size_t q0, size
         for (size_t g = 0; g < gq; g++) {
             w->fin.count = 0;
             w->fin.cap = depth_cap;
-            TQ_FORWARD(score_candidates(w, ix, w->qn + g * d, &w->heap[g], &w->fin));
-            if (ix->cfg.rerank != TQ_RERANK_NONE) TQ_FORWARD(rerank(w, j, w->qn + g * d, &w->fin));
-            write_result(j, q0 + g, &w->fin);
+            TQ_FORWARD(score_candidates(w, ix, w->qc + g * d, &w->heap[g], &w->fin));
+            if (ix->cfg.rerank != TQ_RERANK_NONE) TQ_FORWARD(rerank(w, j, w->qn + g * d, w->qc + g * d, &w->fin));
+            write_result(j, q0 + g, &w->fin, w->kq[g]);
         }
         return TQ_OK;
     }
     tq_metric m = l2 ? TQ_METRIC_L2 : TQ_METRIC_IP;
     for (size_t g = 0; g < gq; g++) {
-        const float *qv = w->qn + g * d;
+        const float *qv = w->qc + g * d;
         TQ_FORWARD(tq_query_set(w->pq, qv));
         w->fin.count = 0;
         w->fin.cap = depth_cap;
         for (size_t i0 = 0; i0 < n; i0 += RECORD_CHUNK) {
             size_t cnt = n - i0 < RECORD_CHUNK ? n - i0 : RECORD_CHUNK;
             TQ_FORWARD(tq_score(ix->q, w->pq, m, ix->records + i0 * ix->code_size, cnt, w->scan));
-            for (size_t i = 0; i < cnt; i++) heap_push(&w->fin, l2 ? -w->scan[i] : w->scan[i], i0 + i);
+            for (size_t i = 0; i < cnt; i++)
+                heap_push(&w->fin, l2 ? -w->scan[i] : w->scan[i] + (ix->xc ? ix->xc[i0 + i] : 0.0f), i0 + i);
         }
-        if (ix->cfg.rerank != TQ_RERANK_NONE) TQ_FORWARD(rerank(w, j, qv, &w->fin));
-        write_result(j, q0 + g, &w->fin);
+        if (ix->cfg.rerank != TQ_RERANK_NONE) TQ_FORWARD(rerank(w, j, w->qn + g * d, qv, &w->fin));
+        write_result(j, q0 + g, &w->fin, w->kq[g]);
     }
     return TQ_OK;
 }

@@ -42,6 +42,10 @@ struct tq_index {
     uint8_t *blocks;       /* fs: tq_fs_size(cap) */
     float *rerank_f;       /* TQ_RERANK_FLOAT: n * dim */
     uint8_t *rerank_c;     /* TQ_RERANK_CODE: n * rcode_size */
+    /* centering: codes are of x - center; xc[s] = <x, center> (metrics ip and cosine) */
+    float *center;         /* dim floats once set (TQ_CENTER_FIRST: at the first add), else NULL */
+    float *xc;             /* n floats when center is set and the metric is not l2, else NULL */
+    double cc;             /* ||center||^2 */
     int dense_ids;         /* slot s holds id s for every s and next_id == n: no table needed */
     /* id -> slot, open addressing with linear probing; key -1 is empty */
     int64_t *map_keys;
@@ -65,6 +69,10 @@ TQ_INTERNAL void tq_index_unmap(tq_index *ix);
 TQ_INTERNAL tq_status tq_index_materialize(tq_index *ix);
 /** After a load: note dense ids, or build the id -> slot table; TQ_ERR_FORMAT if an id appears twice. */
 TQ_INTERNAL tq_status tq_index_check_ids(tq_index *ix);
+/** Whether the index keeps <x, center> per vector (centered, metric ip or cosine). */
+TQ_INTERNAL int tq_index_keeps_xc(const tq_index *ix);
+/** Install a center (dim floats, copied): sets center and cc. */
+TQ_INTERNAL tq_status tq_index_set_center(tq_index *ix, const float *c);
 /** Bytes of each stored array for n vectors (what the file holds). */
 TQ_INTERNAL size_t tq_index_blocks_bytes(const tq_index *ix, size_t n);
 

@@ -2,11 +2,12 @@
  * index_file.c — the index file TQIX (docs/format.md §6): atomic save, load,
  * and a memory-mapped open.
  *
- * Layout: a 192-byte header, then up to six sections, each starting at a
+ * Layout: a 192-byte header, then up to eight sections, each starting at a
  * multiple of 64 bytes (zero padding between), in this order:
  *   0 the quantizer (a TQQZ serialization), 1 the rerank quantizer,
  *   2 ids (int64), 3 records or blocked indices, 4 factors (float32),
- *   5 rerank data (float32 rows or rerank records).
+ *   5 rerank data (float32 rows or rerank records), 6 the center (float32),
+ *   7 <x, center> per vector (float32).
  * The header holds every section's offset and length, which must be exactly
  * the canonical ones the header's own fields imply; a CRC-32C covers the
  * header and another everything after it. A loader checks the file size
@@ -16,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,14 +30,15 @@
 #include "crc32c.h"
 #include "fileio.h"
 
-enum { IX_HEADER = 192, IX_ALIGN = 64, IX_SECTIONS = 6 };
+enum { IX_HEADER = 192, IX_ALIGN = 64, IX_SECTIONS = 8 };
 #define IX_MAJOR 1u
 #define IX_MINOR 0u
 
 static uint64_t round_up(uint64_t v) { return (v + IX_ALIGN - 1) / IX_ALIGN * IX_ALIGN; }
 
 /* Canonical section lengths for n vectors; 0 when a size overflows. */
-static int section_lengths(const tq_index *ix, uint64_t n, uint64_t qlen, uint64_t rqlen, uint64_t len[IX_SECTIONS]) {
+static int section_lengths(const tq_index *ix, uint64_t n, uint64_t qlen, uint64_t rqlen, int has_center,
+                           uint64_t len[IX_SECTIONS]) {
     uint64_t d = ix->cfg.quant.dim;
     const uint64_t lim = (uint64_t)1 << 60;
     if (n > lim / 8 || d > TQ_MAX_DIM) return 0;
@@ -45,6 +48,8 @@ static int section_lengths(const tq_index *ix, uint64_t n, uint64_t qlen, uint64
     len[3] = 0;
     len[4] = 0;
     len[5] = 0;
+    len[6] = has_center ? d * 4 : 0;
+    len[7] = has_center && ix->cfg.metric != TQ_INDEX_L2 ? n * 4 : 0;
     if (ix->fs) {
         size_t b = tq_index_blocks_bytes(ix, (size_t)n);
         if (n && !b) return 0;
@@ -94,7 +99,9 @@ static const void *section_data(const save_ctx *c, int s) {
     case 2: return ix->ids;
     case 3: return ix->fs ? (const void *)ix->blocks : (const void *)ix->records;
     case 4: return ix->factors;
-    default: return ix->rerank_f ? (const void *)ix->rerank_f : (const void *)ix->rerank_c;
+    case 5: return ix->rerank_f ? (const void *)ix->rerank_f : (const void *)ix->rerank_c;
+    case 6: return ix->center;
+    default: return ix->xc;
     }
 }
 
@@ -107,7 +114,7 @@ static int host_is_le(void) {
 static tq_status write_section(const save_ctx *c, int s, FILE *f, uint32_t *crc) {
     const uint8_t *p = section_data(c, s);
     uint64_t len = c->len[s];
-    int swap = !host_is_le() && (s == 2 || s == 4 || (s == 5 && c->ix->rerank_f));
+    int swap = !host_is_le() && (s == 2 || s == 4 || s >= 6 || (s == 5 && c->ix->rerank_f));
     size_t elem = s == 2 ? 8 : 4;
     uint8_t buf[4096];
     for (uint64_t done = 0; done < len;) {
@@ -145,6 +152,7 @@ static void make_header(const save_ctx *c, uint32_t payload_crc, uint8_t h[IX_HE
         tq_put_u64(h + 48 + 16 * s, c->off[s]);
         tq_put_u64(h + 56 + 16 * s, c->len[s]);
     }
+    tq_put_u32(h + 176, (uint32_t)ix->cfg.center);
     tq_put_u32(h + 184, payload_crc);
     tq_put_u32(h + 188, tq_crc32c(0, h, 188));
 }
@@ -195,7 +203,8 @@ tq_status tq_index_save(const tq_index *ix, const char *path) {
     uint64_t ql = 0, rql = 0;
     tq_status s = blob(ix->q, &c.qblob, &ql);
     if (s == TQ_OK) s = blob(ix->rq, &c.rqblob, &rql);
-    if (s == TQ_OK && !section_lengths(ix, ix->n, ql, rql, c.len)) s = tq_fail(TQ_ERR_SIZE, "index too large to save");
+    if (s == TQ_OK && !section_lengths(ix, ix->n, ql, rql, ix->center != NULL, c.len))
+        s = tq_fail(TQ_ERR_SIZE, "index too large to save");
     if (s == TQ_OK) {
         c.size = section_offsets(c.len, c.off);
         s = tq_write_atomic(path, save_fn, &c);
@@ -206,6 +215,18 @@ tq_status tq_index_save(const tq_index *ix, const char *path) {
 }
 
 /* ----------------------------------------------------------------- load */
+
+/* Free an index whose arrays still point into the caller's image (the caller unmaps it). */
+static void drop_parsed(tq_index *ix) {
+    ix->ids = NULL;
+    ix->records = NULL;
+    ix->factors = NULL;
+    ix->blocks = NULL;
+    ix->rerank_f = NULL;
+    ix->rerank_c = NULL;
+    ix->xc = NULL;
+    tq_index_free(ix);
+}
 
 /* Parse and check a whole file image (mapped or read). On success *out points into img. */
 static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_index **out) {
@@ -220,8 +241,10 @@ static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_i
                  "%s: header checksum mismatch (the file is damaged)", path);
     TQ_RETURN_IF(tq_get_u32(img + 8) != IX_HEADER, TQ_ERR_FORMAT, "%s: header size %u is not %d", path,
                  tq_get_u32(img + 8), IX_HEADER);
-    for (int i = 144; i < 184; i++)
+    for (int i = 180; i < 184; i++)
         TQ_RETURN_IF(img[i] != 0, TQ_ERR_FORMAT, "%s: reserved header byte %d is not zero", path, i);
+    uint32_t center_mode = tq_get_u32(img + 176);
+    TQ_RETURN_IF(center_mode > TQ_CENTER_GIVEN, TQ_ERR_FORMAT, "%s: bad center mode %u", path, center_mode);
     uint32_t storage = tq_get_u32(img + 12), metric = tq_get_u32(img + 16), rerank = tq_get_u32(img + 20);
     uint32_t rbits = tq_get_u32(img + 24), dim = tq_get_u32(img + 28);
     uint64_t n = tq_get_u64(img + 32), next_id = tq_get_u64(img + 40);
@@ -261,13 +284,14 @@ static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_i
     cfg.metric = (tq_index_metric)metric;
     cfg.rerank = (tq_rerank_kind)rerank;
     cfg.rerank_bits = rbits;
+    cfg.center = (tq_center_mode)center_mode;
     tq_index *ix = NULL;
     TQ_FORWARD(tq_index_wrap(&cfg, q, rq, &ix)); /* owns q and rq from here */
     ix->cfg.rerank_bits = rbits;
 #define FAIL(status, ...)                        \
     do {                                         \
         tq_status f_ = tq_fail(status, __VA_ARGS__); \
-        tq_index_free(ix);                       \
+        drop_parsed(ix);                         \
         return f_;                               \
     } while (0)
     if (ix->cfg.quant.dim != dim) FAIL(TQ_ERR_FORMAT, "%s: header dim %u but the quantizer's is %u", path, dim,
@@ -279,8 +303,11 @@ static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_i
             rc.variant != TQ_VARIANT_MSE || rc.outlier_count)
             FAIL(TQ_ERR_FORMAT, "%s: the rerank quantizer does not fit the header", path);
     }
+    int has_center = len[6] != 0;
+    if (center_mode == TQ_CENTER_NONE ? has_center : center_mode == TQ_CENTER_GIVEN ? !has_center : (n > 0 && !has_center))
+        FAIL(TQ_ERR_FORMAT, "%s: the center section does not fit center mode %u", path, center_mode);
     uint64_t want[IX_SECTIONS], woff[IX_SECTIONS];
-    if (!section_lengths(ix, n, len[0], len[1], want)) FAIL(TQ_ERR_FORMAT, "%s: %llu vectors is absurd", path,
+    if (!section_lengths(ix, n, len[0], len[1], has_center, want)) FAIL(TQ_ERR_FORMAT, "%s: %llu vectors is absurd", path,
                                                             (unsigned long long)n);
     uint64_t total = section_offsets(want, woff);
     for (int s = 0; s < IX_SECTIONS; s++)
@@ -308,6 +335,13 @@ static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_i
     }
     if (rerank == TQ_RERANK_FLOAT) ix->rerank_f = (float *)(void *)(img + off[5]);
     if (rerank == TQ_RERANK_CODE) ix->rerank_c = (uint8_t *)(img + off[5]);
+    if (has_center) {
+        const float *cv = (const float *)(const void *)(img + off[6]);
+        for (uint32_t j = 0; j < dim; j++)
+            if (!isfinite(cv[j])) FAIL(TQ_ERR_FORMAT, "%s: center channel %u is not finite", path, j);
+        if (tq_index_set_center(ix, cv) != TQ_OK) FAIL(TQ_ERR_NOMEM, "out of memory for the center");
+        if (len[7]) ix->xc = (float *)(void *)(img + off[7]);
+    }
     /* ids: in range, distinct (the id table checks), below next_id */
     for (size_t i = 0; i < ix->n; i++)
         if (ix->ids[i] < 0 || (uint64_t)ix->ids[i] >= next_id)
