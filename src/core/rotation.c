@@ -289,13 +289,24 @@ static tq_status tq_hadamard_init(tq_rotation *rot, uint32_t dim, uint32_t round
 
 /* One row through all rounds. cur starts as in; scratch takes the signed copy,
  * so in may equal out: in is read completely before out is first written. */
+/* out[i] = s[i] ? -in[i] : in[i], as a flip of the sign bit (exactly what negation does, -0.0
+ * included) so that the compiler can vectorize it. in and out may be the same. */
+static void flip_signs(const float *in, const uint8_t *s, uint32_t dim, float *out) {
+    for (uint32_t i = 0; i < dim; i++) {
+        uint32_t u;
+        memcpy(&u, &in[i], 4);
+        u ^= (uint32_t)s[i] << 31;
+        memcpy(&out[i], &u, 4);
+    }
+}
+
 static void tq_hadamard_forward_row(const tq_rotation *rot, const float *in, float *out, float *t) {
     const uint32_t dim = rot->dim;
     const float *cur = in;
     for (uint32_t r = 0; r < rot->rounds; r++) {
         const uint8_t *s = rot->signs + (size_t)r * dim;
         const uint32_t *p = rot->perms + (size_t)r * dim;
-        for (uint32_t i = 0; i < dim; i++) t[i] = s[i] ? -cur[i] : cur[i];
+        flip_signs(cur, s, dim, t);
         tq_fwht_blocks(t, dim);
         for (uint32_t i = 0; i < dim; i++) out[i] = t[p[i]];
         cur = out;
@@ -311,7 +322,7 @@ static void tq_hadamard_inverse_row(const tq_rotation *rot, const float *in, flo
         const uint32_t *p = rot->perms + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i++) t[p[i]] = cur[i];
         tq_fwht_blocks(t, dim);
-        for (uint32_t i = 0; i < dim; i++) out[i] = s[i] ? -t[i] : t[i];
+        flip_signs(t, s, dim, out);
         cur = out;
     }
 }
