@@ -2010,7 +2010,7 @@ static void index_json(const tq_index *ix, double seconds, size_t added) {
 static int add_with_progress(tq_index *ix, const float *x, size_t n, int quiet, const char *what) {
     progress pr;
     progress_start(&pr, !quiet && n >= 20000 && stderr_is_tty(), what, n); /* silent unless a terminal */
-    const size_t slice = 10000;
+    const size_t slice = 16384; /* a multiple of 32: slices fill whole blocks of the scan layout */
     size_t dim = tq_index_dim(ix);
     for (size_t i = 0; i < n; i += slice) {
         size_t m = n - i < slice ? n - i : slice;

@@ -25,6 +25,7 @@
 #include "../core/pack.h"
 #include "../core/pool.h"
 #include "../kernels/fastscan.h"
+#include "../kernels/kernels.h"
 #include "../quant/quantizer.h"
 
 enum {
@@ -421,6 +422,24 @@ static void store_record(tq_index *ix, size_t s, const uint8_t *rec, uint8_t *ro
     tq_fs_set_row(ix->blocks, s, d, ix->fs_bits, rowbuf);
 }
 
+/* Put m records into slots s0.. : whole blocks straight into the blocked layout, the rest one by one. */
+static void store_records(tq_index *ix, size_t s0, const uint8_t *recs, size_t m, uint8_t *rowbuf) {
+    size_t i = 0;
+    if (ix->fs && s0 % TQ_FS_BLOCK == 0 && m >= TQ_FS_BLOCK) {
+        size_t whole = m / TQ_FS_BLOCK * TQ_FS_BLOCK;
+        size_t blk = tq_fs_size(TQ_FS_BLOCK, ix->cfg.quant.dim, ix->fs_bits);
+        float *scales = malloc(whole * sizeof(float));
+        if (scales && tq_fs_pack_records(ix->q, recs, whole, ix->blocks + s0 / TQ_FS_BLOCK * blk, scales) == TQ_OK) {
+            for (size_t r = 0; r < whole; r++)
+                for (uint32_t f = 0; f < ix->nf; f++)
+                    ix->factors[(s0 + r) * ix->nf + f] = tq_get_f32(recs + r * ix->code_size + 4 * f);
+            i = whole;
+        }
+        free(scales); /* on any failure the slow path below stores everything */
+    }
+    for (; i < m; i++) store_record(ix, s0 + i, recs + i * ix->code_size, rowbuf);
+}
+
 /* Rebuild slot s's record of q into rec. */
 static void load_record(const tq_index *ix, size_t s, uint8_t *rec, uint8_t *rowbuf) {
     if (!ix->fs) {
@@ -460,10 +479,19 @@ static void normalize_rows(const float *x, size_t n, size_t d, float *out) {
 }
 
 static tq_status check_finite(const float *x, size_t n, size_t d, const char *what) {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        /* a row is finite unless some exponent field is all ones: an integer OR the compiler vectorizes */
+        uint32_t bad = 0;
+        for (size_t j = 0; j < d; j++) {
+            uint32_t u;
+            memcpy(&u, &x[i * d + j], 4);
+            bad |= (uint32_t)((u & 0x7F800000u) == 0x7F800000u);
+        }
+        if (!bad) continue;
         for (size_t j = 0; j < d; j++)
             TQ_RETURN_IF(!isfinite(x[i * d + j]), TQ_ERR_NONFINITE, "%s row %zu, column %zu is %s", what, i, j,
                          isnan(x[i * d + j]) ? "NaN" : "Inf");
+    }
     return TQ_OK;
 }
 
@@ -530,20 +558,20 @@ tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *id
         }
         enc = src;
         if (ix->center) {
+            const tq_kernel_table *kt = tq_kernels();
             for (size_t i = 0; i < m; i++) {
-                double dot = 0.0;
-                for (size_t j = 0; j < d; j++) {
-                    res[i * d + j] = src[i * d + j] - ix->center[j];
-                    dot += (double)src[i * d + j] * ix->center[j];
-                }
-                if (keep_xc) ix->xc[ix->n + done + i] = (float)dot;
+                const float *xr = src + i * d;
+                float *rr = res + i * d;
+                for (size_t j = 0; j < d; j++) rr[j] = xr[j] - ix->center[j];
+                /* <x, c> in double, the kernel's fixed summation order (bit-identical on every ISA) */
+                if (keep_xc) ix->xc[ix->n + done + i] = (float)kt->dot_f64(xr, ix->center, (uint32_t)d);
             }
             enc = res;
         }
         s = tq_encode(ix->q, enc, m, recs);
         if (s == TQ_OK && ix->rerank_c) s = tq_encode(ix->rq, enc, m, ix->rerank_c + (ix->n + done) * ix->rcode_size);
         if (s != TQ_OK) break;
-        for (size_t i = 0; i < m; i++) store_record(ix, ix->n + done + i, recs + i * ix->code_size, rowbuf);
+        store_records(ix, ix->n + done, recs, m, rowbuf);
         if (ix->rerank_f) memcpy(ix->rerank_f + (ix->n + done) * d, src, m * d * sizeof(float));
         done += m;
     }
