@@ -36,6 +36,12 @@ enum {
     ADD_CHUNK = 1024          /* vectors encoded per step of an add */
 };
 
+/* The per-slot storage arrays, in the order array_sizes() sizes them. */
+enum { NARRAYS = 7 };
+#define INDEX_ARRAYS(ix)                                                                             \
+    {(void **)&(ix)->ids,      (void **)&(ix)->factors,  (void **)&(ix)->blocks, (void **)&(ix)->records, \
+     (void **)&(ix)->rerank_f, (void **)&(ix)->rerank_c, (void **)&(ix)->xc}
+
 void tq_index_config_init(tq_index_config *cfg, uint32_t dim, uint32_t bits) {
     if (!cfg) return;
     memset(cfg, 0, sizeof *cfg);
@@ -151,18 +157,17 @@ tq_status tq_index_create(const tq_index_config *cfg, tq_index **out) {
     return TQ_OK;
 }
 
+void tq_index_detach(tq_index *ix) {
+    void **arr[NARRAYS] = INDEX_ARRAYS(ix);
+    for (int a = 0; a < NARRAYS; a++) *arr[a] = NULL;
+}
+
 void tq_index_unmap(tq_index *ix) {
     if (ix && ix->map_base) {
         munmap(ix->map_base, ix->map_len);
         ix->map_base = NULL;
         ix->map_len = 0;
-        ix->ids = NULL;
-        ix->records = NULL;
-        ix->factors = NULL;
-        ix->blocks = NULL;
-        ix->rerank_f = NULL;
-        ix->rerank_c = NULL;
-        ix->xc = NULL;
+        tq_index_detach(ix);
     }
 }
 
@@ -171,13 +176,8 @@ void tq_index_free(tq_index *ix) {
     if (ix->map_base) {
         tq_index_unmap(ix);
     } else {
-        free(ix->ids);
-        free(ix->records);
-        free(ix->factors);
-        free(ix->blocks);
-        free(ix->rerank_f);
-        free(ix->rerank_c);
-        free(ix->xc);
+        void **arr[NARRAYS] = INDEX_ARRAYS(ix);
+        for (int a = 0; a < NARRAYS; a++) free(*arr[a]);
     }
     free(ix->center);
     free(ix->map_keys);
@@ -328,8 +328,6 @@ static tq_status grow_array(void **p, size_t old_bytes, size_t new_bytes) {
 }
 
 /* Bytes of each owned array at capacity cap (0 on overflow of any). */
-enum { NARRAYS = 7 };
-
 static int array_sizes(const tq_index *ix, size_t cap, size_t sz[NARRAYS]) {
     size_t d = ix->cfg.quant.dim;
     memset(sz, 0, NARRAYS * sizeof(size_t));
@@ -348,9 +346,6 @@ static int array_sizes(const tq_index *ix, size_t cap, size_t sz[NARRAYS]) {
     return 1;
 }
 
-#define INDEX_ARRAYS(ix)                                                                             \
-    {(void **)&(ix)->ids,      (void **)&(ix)->factors,  (void **)&(ix)->blocks, (void **)&(ix)->records, \
-     (void **)&(ix)->rerank_f, (void **)&(ix)->rerank_c, (void **)&(ix)->xc}
 
 static tq_status reserve_slots(tq_index *ix, size_t need) {
     int missing_xc = tq_index_keeps_xc(ix) && !ix->xc && ix->cap; /* the center was just set */
@@ -375,7 +370,7 @@ tq_status tq_index_materialize(tq_index *ix) {
     size_t n = ix->n, sz[NARRAYS];
     TQ_RETURN_IF(!array_sizes(ix, n, sz), TQ_ERR_SIZE, "index too large");
     sz[2] = tq_index_blocks_bytes(ix, n); /* the file holds only the blocks in use */
-    const void *src[NARRAYS] = {ix->ids, ix->factors, ix->blocks, ix->records, ix->rerank_f, ix->rerank_c, ix->xc};
+    void **arr[NARRAYS] = INDEX_ARRAYS(ix);
     void *dst[NARRAYS] = {0};
     for (int a = 0; a < NARRAYS; a++) {
         if (!sz[a]) continue;
@@ -384,16 +379,10 @@ tq_status tq_index_materialize(tq_index *ix) {
             for (int b = 0; b < a; b++) free(dst[b]);
             return tq_fail(TQ_ERR_NOMEM, "out of memory copying a mapped index (%zu bytes)", sz[a]);
         }
-        memcpy(dst[a], src[a], sz[a]);
+        memcpy(dst[a], *arr[a], sz[a]);
     }
     tq_index_unmap(ix);
-    ix->ids = dst[0];
-    ix->factors = dst[1];
-    ix->blocks = dst[2];
-    ix->records = dst[3];
-    ix->rerank_f = dst[4];
-    ix->rerank_c = dst[5];
-    ix->xc = dst[6];
+    for (int a = 0; a < NARRAYS; a++) *arr[a] = dst[a];
     ix->cap = ix->blocks ? (n + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK * TQ_FS_BLOCK : n;
     /* capacity in whole blocks: the other arrays must cover the same slots */
     if (ix->cap > n) {
@@ -401,7 +390,6 @@ tq_status tq_index_materialize(tq_index *ix) {
         ix->cap = n;
         size_t old[NARRAYS], now[NARRAYS];
         if (!array_sizes(ix, n, old) || !array_sizes(ix, cap, now)) return tq_fail(TQ_ERR_SIZE, "index too large");
-        void **arr[NARRAYS] = INDEX_ARRAYS(ix);
         old[2] = now[2]; /* blocks already cover whole blocks */
         for (int a = 0; a < NARRAYS; a++)
             if (now[a] && a != 2) TQ_FORWARD(grow_array(arr[a], old[a], now[a]));

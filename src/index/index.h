@@ -63,6 +63,8 @@ struct tq_index {
 TQ_INTERNAL tq_status tq_index_wrap(const tq_index_config *cfg, tq_quantizer *q, tq_quantizer *rq, tq_index **out);
 /** Whether cfg (with its quantizer q) gets the blocked layout, and its factors per slot. */
 TQ_INTERNAL int tq_index_uses_blocks(const tq_index_config *cfg, const tq_quantizer *q, uint32_t *nf);
+/** Forget the storage arrays without freeing them (they point into a mapping someone else releases). */
+TQ_INTERNAL void tq_index_detach(tq_index *ix);
 /** Release a file mapping (used by the io layer on failure paths and by tq_index_free). */
 TQ_INTERNAL void tq_index_unmap(tq_index *ix);
 /** Copy mapped storage into owned memory (no-op when owned). */

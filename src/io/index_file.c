@@ -218,13 +218,7 @@ tq_status tq_index_save(const tq_index *ix, const char *path) {
 
 /* Free an index whose arrays still point into the caller's image (the caller unmaps it). */
 static void drop_parsed(tq_index *ix) {
-    ix->ids = NULL;
-    ix->records = NULL;
-    ix->factors = NULL;
-    ix->blocks = NULL;
-    ix->rerank_f = NULL;
-    ix->rerank_c = NULL;
-    ix->xc = NULL;
+    tq_index_detach(ix);
     tq_index_free(ix);
 }
 
