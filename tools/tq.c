@@ -2121,9 +2121,6 @@ static int cmd_index_build(int argc, char **argv, int first) {
         msg_error("--bits %g: the outlier set would need %u bits", bits, whole + 1);
         return EXIT_USAGE;
     }
-    if (variant == TQ_VARIANT_PROD && whole < 2 && frac == 0) {
-        /* prod at 1 bit is QJL alone: allowed by the library, stated plainly here */
-    }
 
     float *x = NULL;
     size_t n = 0, dim = 0;

@@ -416,14 +416,13 @@ static void store_records(tq_index *ix, size_t s0, const uint8_t *recs, size_t m
     if (ix->fs && s0 % TQ_FS_BLOCK == 0 && m >= TQ_FS_BLOCK) {
         size_t whole = m / TQ_FS_BLOCK * TQ_FS_BLOCK;
         size_t blk = tq_fs_size(TQ_FS_BLOCK, ix->cfg.quant.dim, ix->fs_bits);
-        float *scales = malloc(whole * sizeof(float));
-        if (scales && tq_fs_pack_records(ix->q, recs, whole, ix->blocks + s0 / TQ_FS_BLOCK * blk, scales) == TQ_OK) {
+        /* the factors are copied below (nf of them, not only the scale); on failure the slow path stores all */
+        if (tq_fs_pack_records(ix->q, recs, whole, ix->blocks + s0 / TQ_FS_BLOCK * blk, NULL) == TQ_OK) {
             for (size_t r = 0; r < whole; r++)
                 for (uint32_t f = 0; f < ix->nf; f++)
                     ix->factors[(s0 + r) * ix->nf + f] = tq_get_f32(recs + r * ix->code_size + 4 * f);
             i = whole;
         }
-        free(scales); /* on any failure the slow path below stores everything */
     }
     for (; i < m; i++) store_record(ix, s0 + i, recs + i * ix->code_size, rowbuf);
 }
