@@ -61,6 +61,30 @@ void tq_config_init(tq_config *cfg, uint32_t dim, uint32_t bits) {
     cfg->group_size = 32;
 }
 
+tq_status tq_config_set_bits(tq_config *cfg, double bits) {
+    tq_clear_error();
+    TQ_RETURN_IF(!cfg, TQ_ERR_INVALID_ARG, "config is NULL");
+    TQ_RETURN_IF(!(bits >= 1.0 && bits <= (double)TQ_MAX_BITS), TQ_ERR_BITS, "bits = %g, must be 1..%u", bits,
+                 TQ_MAX_BITS);
+    uint32_t whole = (uint32_t)floor(bits);
+    double frac = bits - whole;
+    cfg->outlier_channels = NULL;
+    if (frac == 0.0) {
+        cfg->bits = whole;
+        cfg->outlier_count = 0;
+        cfg->outlier_bits = 0;
+        return TQ_OK;
+    }
+    uint32_t k = (uint32_t)floor(frac * (double)cfg->dim + 0.5);
+    TQ_RETURN_IF(k == 0 || k >= cfg->dim, TQ_ERR_BITS,
+                 "%g bits at dim %u: %u channels at %u bits is not a split (need 1..dim-1)", bits, cfg->dim, k,
+                 whole + 1);
+    cfg->bits = whole;
+    cfg->outlier_count = k;
+    cfg->outlier_bits = whole + 1;
+    return TQ_OK;
+}
+
 static const char *variant_name(tq_variant v) {
     switch (v) {
     case TQ_VARIANT_MSE: return "mse";
@@ -322,7 +346,7 @@ double tq_quantizer_bits_per_value(const tq_quantizer *q) {
 /* ----------------------------------------------------------- shared pieces */
 
 /* Copy part p's channels of x (dim floats) into sub (part dim floats). */
-static void gather(const tq_quantizer *q, uint32_t p, const float *x, float *sub) {
+void tq_part_gather(const tq_quantizer *q, uint32_t p, const float *x, float *sub) {
     const tq_part *pt = &q->part[p];
     if (q->nparts == 1) {
         memcpy(sub, x, (size_t)pt->dim * sizeof(float));
@@ -332,7 +356,7 @@ static void gather(const tq_quantizer *q, uint32_t p, const float *x, float *sub
     }
 }
 
-static void scatter(const tq_quantizer *q, uint32_t p, const float *sub, float *x) {
+void tq_part_scatter(const tq_quantizer *q, uint32_t p, const float *sub, float *x) {
     const tq_part *pt = &q->part[p];
     if (q->nparts == 1) {
         memcpy(x, sub, (size_t)pt->dim * sizeof(float));
@@ -387,7 +411,7 @@ static void qjl_project(const tq_part *pt, const float *v, float *out, float *sc
 }
 
 /* S^T z or R^T z for z in {-1,+1}^dim. */
-static void qjl_transpose(const tq_part *pt, const float *z, float *out, float *scratch) {
+void tq_part_qjl_transpose(const tq_part *pt, const float *z, float *out, float *scratch) {
     if (pt->qjl_matrix) {
         for (uint32_t j = 0; j < pt->dim; j++) out[j] = 0.0f;
         double *acc = (double *)scratch; /* caller gives 2*dim floats = dim doubles */
@@ -451,12 +475,7 @@ static void uniform_factors(const tq_config *cfg, const tq_part *pt, const uint8
 
 /* ------------------------------------------------------------------ encode */
 
-typedef struct work {
-    float *sub, *y, *e, *proj, *scratch; /* each >= 2*dim floats worth for scratch */
-    uint8_t *idx;
-} work;
-
-static tq_status work_alloc(work *w, uint32_t dim) {
+tq_status tq_work_alloc(tq_work *w, uint32_t dim) {
     memset(w, 0, sizeof *w);
     size_t d = dim;
     w->sub = malloc(d * sizeof(float));
@@ -466,18 +485,18 @@ static tq_status work_alloc(work *w, uint32_t dim) {
     w->scratch = malloc(2 * d * sizeof(float) + 16);
     w->idx = malloc(d);
     if (!w->sub || !w->y || !w->e || !w->proj || !w->scratch || !w->idx) {
-        free(w->sub); free(w->y); free(w->e); free(w->proj); free(w->scratch); free(w->idx);
+        tq_work_free(w);
         memset(w, 0, sizeof *w);
         return tq_fail(TQ_ERR_NOMEM, "out of memory for %u-dimensional work buffers", dim);
     }
     return TQ_OK;
 }
 
-static void work_free(work *w) {
+void tq_work_free(tq_work *w) {
     free(w->sub); free(w->y); free(w->e); free(w->proj); free(w->scratch); free(w->idx);
 }
 
-static tq_status encode_uniform(const tq_quantizer *q, const tq_part *pt, work *w, uint8_t *rec) {
+static tq_status encode_uniform(const tq_quantizer *q, const tq_part *pt, tq_work *w, uint8_t *rec) {
     const tq_config *cfg = &q->cfg;
     uint32_t levels = 1u << pt->mse_bits, d = pt->dim;
     float *v = w->y; /* rotated values (not normalized) */
@@ -525,11 +544,11 @@ static tq_status encode_uniform(const tq_quantizer *q, const tq_part *pt, work *
     return TQ_OK;
 }
 
-static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, work *w, uint8_t *rec) {
+static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, tq_work *w, uint8_t *rec) {
     const tq_part *pt = &q->part[p];
     uint32_t d = pt->dim;
     rec += pt->offset;
-    gather(q, p, x, w->sub);
+    tq_part_gather(q, p, x, w->sub);
 
     if (q->cfg.variant == TQ_VARIANT_UNIFORM) {
         tq_rotation_forward(&pt->rot, w->sub, w->y, 1, w->scratch);
@@ -583,7 +602,7 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
     return TQ_OK;
 }
 
-static uint32_t max_part_dim(const tq_quantizer *q) {
+uint32_t tq_quantizer_max_part_dim(const tq_quantizer *q) {
     uint32_t m = q->part[0].dim;
     if (q->nparts == 2 && q->part[1].dim > m) m = q->part[1].dim;
     return m;
@@ -621,14 +640,14 @@ typedef struct batch {
 static tq_status encode_range(void *ctx, size_t begin, size_t end) {
     const batch *b = ctx;
     const tq_quantizer *q = b->q;
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    tq_work w;
+    TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
     tq_status s = TQ_OK;
     for (size_t i = begin; i < end && s == TQ_OK; i++) {
         for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++)
             s = encode_part(q, p, b->x + i * q->cfg.dim, &w, b->codes_out + i * q->code_size);
     }
-    work_free(&w);
+    tq_work_free(&w);
     return s;
 }
 
@@ -647,12 +666,12 @@ tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *co
 
 /* ------------------------------------------------------------------ decode */
 
-static void decode_part(const tq_quantizer *q, uint32_t p, const uint8_t *rec, work *w, float *out) {
+void tq_part_decode_rotated(const tq_quantizer *q, uint32_t p, const uint8_t *rec, tq_work *w, float *v,
+                            float *zcoef) {
     const tq_part *pt = &q->part[p];
     const tq_config *cfg = &q->cfg;
     uint32_t d = pt->dim;
     rec += pt->offset;
-    float *v = w->y; /* rotated-domain reconstruction */
 
     if (cfg->variant == TQ_VARIANT_UNIFORM) {
         uint32_t levels = 1u << pt->mse_bits;
@@ -667,35 +686,45 @@ static void decode_part(const tq_quantizer *q, uint32_t p, const uint8_t *rec, w
                 for (uint32_t j = s; j < s + g; j++) v[j] = lo + step * (float)w->idx[j];
             }
         }
-    } else {
-        float scale = tq_get_f32(rec); /* MSE: scale; PROD: norm; QJL: gamma */
-        for (uint32_t j = 0; j < d; j++) v[j] = 0.0f;
-        if (pt->mse_bits) {
-            tq_unpack(rec + pt->off_idx, d, pt->mse_bits, w->idx);
-            for (uint32_t j = 0; j < d; j++) v[j] = scale * pt->cb.centroids[w->idx[j]];
-        }
-        if (pt->has_qjl) {
-            float gamma = pt->mse_bits ? tq_get_f32(rec + 4) : scale;
-            const uint8_t *sg = rec + pt->off_sign;
-            for (uint32_t i = 0; i < d; i++) w->e[i] = ((sg[i / 8] >> (i % 8)) & 1u) ? 1.0f : -1.0f;
-            qjl_transpose(pt, w->e, w->proj, w->scratch);
-            float k = (float)(pt->qjl_scale * gamma);
-            for (uint32_t j = 0; j < d; j++) v[j] += k * w->proj[j];
-        }
+        return;
     }
+    float scale = tq_get_f32(rec); /* MSE: scale; PROD: norm; QJL: gamma */
+    for (uint32_t j = 0; j < d; j++) v[j] = 0.0f;
+    if (pt->mse_bits) {
+        tq_unpack(rec + pt->off_idx, d, pt->mse_bits, w->idx);
+        for (uint32_t j = 0; j < d; j++) v[j] = scale * pt->cb.centroids[w->idx[j]];
+    }
+    if (pt->has_qjl) {
+        float gamma = pt->mse_bits ? tq_get_f32(rec + 4) : scale;
+        float k = (float)(pt->qjl_scale * gamma);
+        if (zcoef) {
+            *zcoef = k;
+            return;
+        }
+        const uint8_t *sg = rec + pt->off_sign;
+        for (uint32_t i = 0; i < d; i++) w->e[i] = ((sg[i / 8] >> (i % 8)) & 1u) ? 1.0f : -1.0f;
+        tq_part_qjl_transpose(pt, w->e, w->proj, w->scratch);
+        for (uint32_t j = 0; j < d; j++) v[j] += k * w->proj[j];
+    }
+}
+
+static void decode_part(const tq_quantizer *q, uint32_t p, const uint8_t *rec, tq_work *w, float *out) {
+    const tq_part *pt = &q->part[p];
+    float *v = w->y; /* rotated-domain reconstruction */
+    tq_part_decode_rotated(q, p, rec, w, v, NULL);
     tq_rotation_inverse(&pt->rot, v, w->sub, 1, w->scratch);
-    scatter(q, p, w->sub, out);
+    tq_part_scatter(q, p, w->sub, out);
 }
 
 static tq_status decode_range(void *ctx, size_t begin, size_t end) {
     const batch *b = ctx;
     const tq_quantizer *q = b->q;
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    tq_work w;
+    TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
     for (size_t i = begin; i < end; i++)
         for (uint32_t p = 0; p < q->nparts; p++)
             decode_part(q, p, b->codes_in + i * q->code_size, &w, b->out + i * q->cfg.dim);
-    work_free(&w);
+    tq_work_free(&w);
     return TQ_OK;
 }
 
@@ -719,8 +748,8 @@ tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n) {
     size_t total;
     TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total), TQ_ERR_SIZE, "n = %zu is too large", n);
     TQ_FORWARD(check_rows(x, n, q->cfg.dim, "calibration sample"));
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    tq_work w;
+    TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
     float *mn[2] = {NULL, NULL}, *mx[2] = {NULL, NULL};
     tq_status s = TQ_OK;
     for (uint32_t p = 0; p < q->nparts; p++) {
@@ -731,7 +760,7 @@ tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n) {
     for (size_t i = 0; i < n && s == TQ_OK; i++) {
         for (uint32_t p = 0; p < q->nparts; p++) {
             const tq_part *pt = &q->part[p];
-            gather(q, p, x + i * q->cfg.dim, w.sub);
+            tq_part_gather(q, p, x + i * q->cfg.dim, w.sub);
             tq_rotation_forward(&pt->rot, w.sub, w.y, 1, w.scratch);
             for (uint32_t j = 0; j < pt->dim; j++) {
                 if (i == 0 || w.y[j] < mn[p][j]) mn[p][j] = w.y[j];
@@ -754,7 +783,7 @@ tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n) {
         free(mn[p]);
         free(mx[p]);
     }
-    work_free(&w);
+    tq_work_free(&w);
     return s;
 }
 
@@ -803,14 +832,14 @@ tq_status tq_query_set(tq_query *pq, const float *vec) {
     TQ_RETURN_IF(!pq || !vec, TQ_ERR_INVALID_ARG, "NULL argument");
     const tq_quantizer *q = pq->q;
     TQ_FORWARD(check_rows(vec, 1, q->cfg.dim, "query"));
-    work w;
-    TQ_FORWARD(work_alloc(&w, max_part_dim(q)));
+    tq_work w;
+    TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
     double ss = 0.0;
     for (uint32_t j = 0; j < q->cfg.dim; j++) ss += (double)vec[j] * vec[j];
     pq->qnorm2 = ss;
     for (uint32_t p = 0; p < q->nparts; p++) {
         const tq_part *pt = &q->part[p];
-        gather(q, p, vec, w.sub);
+        tq_part_gather(q, p, vec, w.sub);
         tq_rotation_forward(&pt->rot, w.sub, pq->qrot[p], 1, w.scratch);
         if (pt->has_qjl) qjl_project(pt, pq->qrot[p], pq->qproj[p], w.scratch);
         if (pq->wstep[p]) {
@@ -822,7 +851,7 @@ tq_status tq_query_set(tq_query *pq, const float *vec) {
             pq->lo_dot[p] = lo_dot;
         }
     }
-    work_free(&w);
+    tq_work_free(&w);
     return TQ_OK;
 }
 
@@ -900,20 +929,31 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
     *n2 = (double)f0 * f0; /* norm (PROD) or gamma = norm (QJL) */
 }
 
+double tq_query_ip_record(const tq_query *pq, const uint8_t *rec, uint8_t *idx, double *n2) {
+    const tq_quantizer *q = pq->q;
+    double ip = 0.0, nn = 0.0;
+    for (uint32_t p = 0; p < q->nparts; p++) {
+        double pip, pn2;
+        score_part(q, pq, p, rec, idx, &pip, &pn2);
+        ip += pip;
+        nn += pn2;
+    }
+    if (n2) *n2 = nn;
+    return ip;
+}
+
+const float *tq_query_rotated(const tq_query *pq, uint32_t p) { return pq->qrot[p]; }
+const tq_quantizer *tq_query_quantizer(const tq_query *pq) { return pq->q; }
+const float *tq_query_projected(const tq_query *pq, uint32_t p) { return pq->qproj[p]; }
+
 static tq_status score_range(void *ctx, size_t begin, size_t end) {
     const batch *b = ctx;
     const tq_quantizer *q = b->q;
-    uint8_t *idx = malloc(max_part_dim(q));
+    uint8_t *idx = malloc(tq_quantizer_max_part_dim(q));
     TQ_RETURN_IF(!idx, TQ_ERR_NOMEM, "out of memory for scoring");
     for (size_t i = begin; i < end; i++) {
-        const uint8_t *rec = b->codes_in + i * q->code_size;
-        double ip = 0.0, n2 = 0.0;
-        for (uint32_t p = 0; p < q->nparts; p++) {
-            double pip, pn2;
-            score_part(q, b->pq, p, rec, idx, &pip, &pn2);
-            ip += pip;
-            n2 += pn2;
-        }
+        double n2 = 0.0;
+        double ip = tq_query_ip_record(b->pq, b->codes_in + i * q->code_size, idx, &n2);
         b->out[i] = (float)(b->metric == TQ_METRIC_IP ? ip : b->pq->qnorm2 - 2.0 * ip + n2);
     }
     free(idx);

@@ -69,6 +69,40 @@ struct tq_quantizer {
  */
 TQ_INTERNAL tq_status tq_quantizer_build(const tq_config *cfg, int fill_dense, tq_quantizer **out);
 
+/** Work buffers for one vector of up to dim channels (encode, decode, query preparation). */
+typedef struct tq_work {
+    float *sub, *y, *e, *proj, *scratch; /* scratch holds 2*dim floats + 16 bytes */
+    uint8_t *idx;
+} tq_work;
+TQ_INTERNAL tq_status tq_work_alloc(tq_work *w, uint32_t dim);
+TQ_INTERNAL void tq_work_free(tq_work *w);
+/** The larger part dimension (work buffers are sized by it). */
+TQ_INTERNAL uint32_t tq_quantizer_max_part_dim(const tq_quantizer *q);
+
+/** Part p's channels of x (dim floats) into sub, and back. */
+TQ_INTERNAL void tq_part_gather(const tq_quantizer *q, uint32_t p, const float *x, float *sub);
+TQ_INTERNAL void tq_part_scatter(const tq_quantizer *q, uint32_t p, const float *sub, float *x);
+/** S^T z (dense QJL) or R^T z (structured) for z in R^dim; scratch as tq_work's. */
+TQ_INTERNAL void tq_part_qjl_transpose(const tq_part *pt, const float *z, float *out, float *scratch);
+/**
+ * Part p of a full record rec, reconstructed in the part's rotated domain
+ * (tq_decode before the inverse rotation): v (part dim floats). With zcoef
+ * NULL the QJL term is included; otherwise it is left out of v and *zcoef
+ * receives its coefficient k = kappa * gamma, so that the full value is
+ * v + k * S^T z with z = +-1 from the record's sign bits (linear: a weighted
+ * sum of many records needs S^T once).
+ */
+TQ_INTERNAL void tq_part_decode_rotated(const tq_quantizer *q, uint32_t p, const uint8_t *rec, tq_work *w, float *v,
+                                        float *zcoef);
+/** The inner-product estimate tq_score gives one full record (idx: max part dim bytes of scratch); *n2 (may be
+ *  NULL) receives the squared norm the L2 metric uses. */
+TQ_INTERNAL double tq_query_ip_record(const tq_query *pq, const uint8_t *rec, uint8_t *idx, double *n2);
+/** Pi_p q and (QJL variants) S Pi_p q of a prepared query. */
+TQ_INTERNAL const float *tq_query_rotated(const tq_query *pq, uint32_t p);
+TQ_INTERNAL const float *tq_query_projected(const tq_query *pq, uint32_t p);
+/** The quantizer a query was prepared for. */
+TQ_INTERNAL const tq_quantizer *tq_query_quantizer(const tq_query *pq);
+
 /** Check a config without building anything (same errors as tq_quantizer_create). */
 TQ_INTERNAL tq_status tq_config_validate(const tq_config *cfg);
 
