@@ -50,6 +50,15 @@ typedef struct tq_kernel_table {
     /** out[j] = table[idx[j]]; table holds at least max(16, max(idx)+1) floats (a SIMD table may read
      *  16 entries). */
     void (*lookup)(const float *table, const uint8_t *idx, uint32_t d, float *out);
+    /* KV-cache attention (src/kv): n records at codes + t * stride, each d indices packed at `bits`;
+     * G queries share every decoded record. scratch holds >= d bytes. Scores within the ip_codes
+     * tolerance (per query), accumulations within 1e-5 * sum_t |w| * max|c| per element. */
+    /** dots[t * G + g] = sum_j q[g * d + j] * cent[idx_t,j] (ref: as ip_codes_ref, rounded to float). */
+    void (*kv_dots)(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
+                    uint32_t d, uint32_t bits, uint8_t *scratch, float *dots);
+    /** acc[g * d + j] += sum_t w[t * G + g] * cent[idx_t,j] (ref: float, token by token, in order). */
+    void (*kv_accum)(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
+                     uint32_t d, uint32_t bits, uint8_t *scratch, float *acc);
 } tq_kernel_table;
 
 /** The table in use (selected on first call; thread-safe). */

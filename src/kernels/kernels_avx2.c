@@ -476,9 +476,110 @@ TQ_AVX2 static void lookup_avx2(const float *table, const uint8_t *idx, uint32_t
     for (; j < d; j++) out[j] = table[idx[j]];
 }
 
+/* ---- KV attention: G queries share each decoded record ---- */
+
+enum { TQ_KV_QBLOCK = 8 }; /* queries whose accumulators live in registers at once */
+
+TQ_AVX2_INLINE void tq_lookup_table(const float *cent, uint32_t BITS, __m256 t[4]) {
+    float tab[32];
+    memset(tab, 0, sizeof tab);
+    if (BITS <= 5) {
+        uint32_t levels = 1u << BITS;
+        for (uint32_t k = 0; k < levels; k++) tab[k] = cent[k];
+    }
+    for (int k = 0; k < 4; k++) t[k] = _mm256_loadu_ps(tab + 8 * k);
+}
+
+TQ_AVX2_FMA_INLINE void tq_kv_dots_t(const float *q, uint32_t G, const float *cent, const uint8_t *codes,
+                                     size_t stride, size_t n, uint32_t d, float *dots, uint32_t BITS) {
+    __m256 t[4];
+    tq_lookup_table(cent, BITS, t);
+    const uint32_t ng = d / 8;
+    for (size_t i = 0; i < n; i++) {
+        tq_planes pl;
+        tq_planes_init(&pl, codes + i * stride, d, BITS);
+        for (uint32_t g0 = 0; g0 < G; g0 += TQ_KV_QBLOCK) {
+            uint32_t gn = G - g0 < TQ_KV_QBLOCK ? G - g0 : TQ_KV_QBLOCK;
+            const float *qb = q + (size_t)g0 * d;
+            double tot[TQ_KV_QBLOCK] = {0.0};
+            uint32_t j = 0;
+            while (j < ng) {
+                uint32_t jend = ng - j > TQ_BLOCK_GROUPS ? j + TQ_BLOCK_GROUPS : ng;
+                __m256 a[TQ_KV_QBLOCK];
+                for (uint32_t k = 0; k < gn; k++) a[k] = _mm256_setzero_ps();
+                for (; j < jend; j++) {
+                    __m256 c = tq_lookup(t, cent, tq_group_idx(&pl, j, BITS), BITS);
+                    for (uint32_t k = 0; k < gn; k++)
+                        a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(qb + (size_t)k * d + 8 * j), c, a[k]);
+                }
+                for (uint32_t k = 0; k < gn; k++) tot[k] += tq_hsum_d(a[k]);
+            }
+            for (uint32_t jj = 8 * ng; jj < d; jj++) {
+                float c = cent[tq_index_at(&pl, jj)];
+                for (uint32_t k = 0; k < gn; k++) tot[k] += (double)qb[(size_t)k * d + jj] * c;
+            }
+            for (uint32_t k = 0; k < gn; k++) dots[i * G + g0 + k] = (float)tot[k];
+        }
+    }
+}
+
+TQ_AVX2_FMA static void kv_dots_avx2(const float *q, uint32_t G, const float *cent, const uint8_t *codes,
+                                     size_t stride, size_t n, uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
+    (void)scratch;
+    switch (bits) {
+    case 1: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 1); break;
+    case 2: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 2); break;
+    case 3: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 3); break;
+    case 4: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 4); break;
+    case 5: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 5); break;
+    case 6: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 6); break;
+    case 7: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 7); break;
+    default: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 8); break;
+    }
+}
+
+TQ_AVX2_FMA_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
+                                      size_t stride, size_t n, uint32_t d, float *acc, uint32_t BITS) {
+    __m256 t[4];
+    tq_lookup_table(cent, BITS, t);
+    const uint32_t ng = d / 8;
+    for (size_t i = 0; i < n; i++) {
+        tq_planes pl;
+        tq_planes_init(&pl, codes + i * stride, d, BITS);
+        const float *wi = w + i * G;
+        for (uint32_t j = 0; j < ng; j++) {
+            __m256 c = tq_lookup(t, cent, tq_group_idx(&pl, j, BITS), BITS);
+            for (uint32_t g = 0; g < G; g++) {
+                float *a = acc + (size_t)g * d + 8 * j;
+                _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(wi[g]), c, _mm256_loadu_ps(a)));
+            }
+        }
+        for (uint32_t jj = 8 * ng; jj < d; jj++) {
+            float c = cent[tq_index_at(&pl, jj)];
+            for (uint32_t g = 0; g < G; g++) acc[(size_t)g * d + jj] += wi[g] * c;
+        }
+    }
+}
+
+TQ_AVX2_FMA static void kv_accum_avx2(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
+                                      size_t stride, size_t n, uint32_t d, uint32_t bits, uint8_t *scratch,
+                                      float *acc) {
+    (void)scratch;
+    switch (bits) {
+    case 1: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 1); break;
+    case 2: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 2); break;
+    case 3: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 3); break;
+    case 4: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 4); break;
+    case 5: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 5); break;
+    case 6: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 6); break;
+    case 7: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 7); break;
+    default: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 8); break;
+    }
+}
+
 static const tq_kernel_table tq_avx2_table = {
     "avx2",       fwht_avx2,    dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
-    dot_f64_avx2, div_f32_avx2, lookup_avx2,
+    dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_dots_avx2, kv_accum_avx2,
 };
 
 const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }

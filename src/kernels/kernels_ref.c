@@ -104,8 +104,28 @@ static void lookup_ref(const float *table, const uint8_t *idx, uint32_t d, float
     for (uint32_t j = 0; j < d; j++) out[j] = table[idx[j]];
 }
 
+static void kv_dots_ref(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
+                        uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
+    for (size_t t = 0; t < n; t++)
+        for (uint32_t g = 0; g < G; g++)
+            dots[t * G + g] = (float)ip_codes_ref(q + (size_t)g * d, cent, codes + t * stride, d, bits, scratch);
+}
+
+static void kv_accum_ref(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
+                         uint32_t d, uint32_t bits, uint8_t *scratch, float *acc) {
+    for (size_t t = 0; t < n; t++) {
+        tq_unpack(codes + t * stride, d, bits, scratch);
+        for (uint32_t g = 0; g < G; g++) {
+            float wg = w[t * G + g];
+            float *a = acc + (size_t)g * d;
+            for (uint32_t j = 0; j < d; j++) a[j] += wg * cent[scratch[j]];
+        }
+    }
+}
+
 static const tq_kernel_table tq_ref_table = {
-    "ref", fwht_ref, dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref, dot_f64_ref, div_f32_ref, lookup_ref,
+    "ref",      fwht_ref,   dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref,
+    dot_f64_ref, div_f32_ref, lookup_ref,       kv_dots_ref, kv_accum_ref,
 };
 
 const tq_kernel_table *tq_kernels_ref(void) { return &tq_ref_table; }
