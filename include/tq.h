@@ -427,6 +427,141 @@ TQ_API TQ_NODISCARD tq_status tq_index_load(const char *path, tq_index **out);
  */
 TQ_API TQ_NODISCARD tq_status tq_index_open_mmap(const char *path, tq_index **out);
 
+
+/* ---- KV cache: compressed keys and values for one attention layer, with
+ *      decode attention computed straight from the codes.
+ *
+ * A tq_kv holds the keys and values of kv_heads heads of head_dim channels
+ * for a growing sequence of tokens. Every token is encoded on its own, the
+ * moment it is appended (or the moment it leaves the exact window), by the
+ * key quantizer and the value quantizer: any tq_config (mse, prod, qjl,
+ * uniform; fractional bits by the outlier split; K may get more bits than V).
+ * Per-token factors are stored as fp16 by default (TQ_KV_FACTOR_F16); factors
+ * attention never reads (the exact norm of TQ_NORM_UNBIASED) are not stored.
+ *
+ * tq_kv_attend computes softmax(scale * q K^T) V for query heads that share
+ * KV heads (GQA: query head i reads KV head i / (q_heads / kv_heads)):
+ * scores come from the rotated query against the packed key codes, the
+ * softmax is an online (streaming, max-subtracted) one, values are
+ * accumulated in the rotated domain of the value quantizer and rotated back
+ * once per output. tq_attention_f32 is the float32 reference on plain arrays.
+ *
+ * Layouts: keys/values [n][kv_heads][head_dim], queries and outputs
+ * [nq][q_heads][head_dim], all float32 row-major.
+ *
+ * Threads: one writer or many readers (as for tq_index); attend runs over
+ * (query token, KV head) items on tq_set_threads() threads; results do not
+ * depend on the thread count. ---- */
+
+/** Precision of the per-token factors (norms, scales, gamma) in the cache. */
+typedef enum tq_kv_factor {
+    TQ_KV_FACTOR_F16 = 0,  /* IEEE half: 2 bytes each (values beyond 65504 are refused) */
+    TQ_KV_FACTOR_F32 = 1   /* float32, as tq_encode writes them */
+} tq_kv_factor;
+
+/** How the outlier channels of a split quantizer (outlier_count > 0) are chosen. */
+typedef enum tq_kv_outliers {
+    TQ_KV_OUTLIERS_FIXED = 0, /* the config's outlier_channels (or 0..k-1), the same for every head */
+    TQ_KV_OUTLIERS_FIRST = 1  /* per head: the k channels of largest mean square in the first append
+                                 (make it the prompt), fixed for good after that */
+} tq_kv_outliers;
+
+typedef struct tq_kv_config {
+    uint32_t kv_heads;       /* 1..4096 */
+    uint32_t head_dim;       /* key.dim and value.dim must equal it */
+    tq_config key;           /* key quantizer */
+    tq_config value;         /* value quantizer */
+    uint32_t window;         /* the most recent `window` tokens are kept exact (float32); 0: none */
+    uint32_t capacity;       /* initial capacity in tokens (grows as needed); 0: 256 */
+    tq_kv_factor factors;
+    tq_kv_outliers outliers;
+} tq_kv_config;
+
+/**
+ * Defaults: kv_heads x head_dim, keys at key_bits and values at value_bits
+ * (fractional bits such as 2.5 or 3.5 by the outlier split, see
+ * tq_config_set_bits), MSE, Hadamard rotation; keys with TQ_NORM_UNBIASED
+ * (unbiased scores), values with TQ_NORM_PLAIN; value seed = key seed + 1;
+ * outliers TQ_KV_OUTLIERS_FIRST; fp16 factors; no window. Invalid bits are
+ * left for tq_kv_create to report.
+ */
+TQ_API void tq_kv_config_init(tq_kv_config *cfg, uint32_t kv_heads, uint32_t head_dim, double key_bits,
+                              double value_bits);
+
+/**
+ * Set cfg->bits (and the outlier split) for a possibly fractional bit count:
+ * b = n + f with 0 < f < 1 puts round(f * dim) channels (outlier_count) at n + 1
+ * bits (outlier_bits) and the rest at n; an integer b clears the split.
+ * outlier_channels is left NULL. @return TQ_ERR_BITS when b is outside
+ * 1..TQ_MAX_BITS, or the split would be empty or need more than TQ_MAX_BITS.
+ */
+TQ_API TQ_NODISCARD tq_status tq_config_set_bits(tq_config *cfg, double bits);
+
+typedef struct tq_kv tq_kv;
+
+/** What a KV cache holds (bytes), every byte of metadata counted. */
+typedef struct tq_kv_memory {
+    uint64_t tokens;          /* tokens appended */
+    uint64_t compressed;      /* tokens held as codes (the rest are in the window) */
+    uint64_t key_codes;       /* key records: packed indices, signs, factors */
+    uint64_t value_codes;
+    uint64_t window;          /* float32 keys and values of the exact window */
+    uint64_t reserved;        /* allocated capacity beyond the tokens held */
+    uint64_t quantizers;      /* rotations, codebooks, QJL matrices, channel lists */
+    uint64_t total;           /* all of the above */
+} tq_kv_memory;
+
+TQ_API TQ_NODISCARD tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out);
+TQ_API void tq_kv_free(tq_kv *kv);
+/** Copy the config out (key/value outlier_channels are NULL: they may differ per head). */
+TQ_API TQ_NODISCARD tq_status tq_kv_get_config(const tq_kv *kv, tq_kv_config *out);
+/** Tokens appended so far. */
+TQ_API size_t tq_kv_length(const tq_kv *kv);
+/**
+ * Bytes one compressed token takes in a cache with this config, all heads,
+ * keys and values, every factor counted (the window and capacity not
+ * included). Fills *key_bytes / *value_bytes per head when not NULL.
+ */
+TQ_API TQ_NODISCARD tq_status tq_kv_token_bytes(const tq_kv_config *cfg, size_t *bytes, size_t *key_bytes,
+                                                size_t *value_bytes);
+TQ_API TQ_NODISCARD tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *out);
+
+/**
+ * Append n tokens (positions length .. length + n - 1). keys and values are
+ * [n][kv_heads][head_dim]. All or nothing: NaN/Inf, a factor beyond fp16
+ * range or no memory leave the cache unchanged.
+ */
+TQ_API TQ_NODISCARD tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t n);
+
+/**
+ * Attention for nq query tokens: q is [nq][q_heads][head_dim], q_heads a
+ * multiple of kv_heads. q_pos (may be NULL) gives each query token's
+ * position: it attends tokens 0..q_pos[i] (causal; q_pos[i] < length).
+ * NULL means every token (decode). scale 0 means 1/sqrt(head_dim).
+ * out is [nq][q_heads][head_dim].
+ */
+TQ_API TQ_NODISCARD tq_status tq_kv_attend(const tq_kv *kv, const float *q, size_t nq, uint32_t q_heads,
+                                           const int64_t *q_pos, float scale, float *out);
+
+/**
+ * The attention logits scale * <q, k_t> the cache computes, for one query
+ * token (q [q_heads][head_dim]) and tokens 0..ntok-1 (ntok <= length):
+ * logits[h * ntok + t]. Compressed tokens are scored from their codes,
+ * window tokens exactly: the numbers tq_kv_attend feeds its softmax.
+ */
+TQ_API TQ_NODISCARD tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok,
+                                           float scale, float *logits);
+
+/**
+ * Float32 reference attention on plain arrays (no compression), with the
+ * same conventions as tq_kv_attend: keys, values [ntok][kv_heads][head_dim],
+ * q [nq][q_heads][head_dim], q_pos as above (q_pos[i] < ntok). Scores and the
+ * softmax are computed in double.
+ */
+TQ_API TQ_NODISCARD tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok,
+                                               uint32_t kv_heads, uint32_t head_dim, const float *q, size_t nq,
+                                               uint32_t q_heads, const int64_t *q_pos, float scale, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,413 @@
+/*
+ * test_kv.c — the compressed KV cache (tq_kv) against its specification:
+ * attention computed from the codes must equal float attention over the
+ * decoded keys and values (tq_decode of the same records) for every
+ * quantizer family, the exact window must be exact, causal positions, GQA,
+ * chunking and thread count must not change a bit, the kernels must match
+ * the scalar reference, and bad input must be refused with nothing changed.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/pack.h"
+#include "kernels/kernels.h"
+#include "quant/quantizer.h"
+#include "tq.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float gauss(void) {
+    double u = urand() + 1e-12, v = urand();
+    return (float)(sqrt(-2.0 * log(u)) * cos(2.0 * TQ_PI * v));
+}
+
+/* Keys with a few large channels (as post-RoPE keys have) and a common offset; values plain. */
+static void fill_kv(float *k, float *v, size_t n, uint32_t H, uint32_t D) {
+    for (size_t t = 0; t < n; t++)
+        for (uint32_t h = 0; h < H; h++)
+            for (uint32_t j = 0; j < D; j++) {
+                size_t i = (t * H + h) * D + j;
+                k[i] = gauss() * (j % 16 == 3 ? 6.0f : 1.0f) + (j == 5 ? 4.0f : 0.0f);
+                v[i] = gauss();
+            }
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+/* Decode n tokens of [n][H][D] through q (records of each head), into out. */
+static void fake_quant(const tq_quantizer *q, const float *x, size_t n, uint32_t H, uint32_t D, float *out) {
+    size_t cs = tq_quantizer_code_size(q);
+    uint8_t *codes = malloc(n * H * cs);
+    CHECK_OK(tq_encode(q, x, n * H, codes));
+    CHECK_OK(tq_decode(q, codes, n * H, out));
+    free(codes);
+}
+
+typedef struct kv_case {
+    const char *name;
+    tq_variant kv_variant, vv_variant;
+    double kbits, vbits;
+    tq_qjl_kind qjl;
+    tq_uniform_scope scope;
+} kv_case;
+
+/* The cache equals float attention over decoded keys and values, for one configuration. */
+static void check_against_decoded(const kv_case *c) {
+    const uint32_t H = 2, D = 64, G = 3, QH = H * G;
+    const size_t n = 300, nq = 5;
+    float *k = malloc(n * H * D * sizeof(float)), *v = malloc(n * H * D * sizeof(float));
+    float *kd = malloc(n * H * D * sizeof(float)), *vd = malloc(n * H * D * sizeof(float));
+    float *q = malloc(nq * QH * D * sizeof(float));
+    float *o1 = malloc(nq * QH * D * sizeof(float)), *o2 = malloc(nq * QH * D * sizeof(float));
+    fill_kv(k, v, n, H, D);
+    for (size_t i = 0; i < nq * QH * D; i++) q[i] = gauss() * 0.5f;
+
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, H, D, c->kbits, c->vbits);
+    cfg.key.variant = c->kv_variant;
+    cfg.value.variant = c->vv_variant;
+    if (c->kv_variant != TQ_VARIANT_MSE) cfg.key.norm = TQ_NORM_PLAIN;
+    if (c->vv_variant != TQ_VARIANT_MSE) cfg.value.norm = TQ_NORM_PLAIN;
+    cfg.key.qjl = cfg.value.qjl = c->qjl;
+    if (c->vv_variant == TQ_VARIANT_UNIFORM) {
+        cfg.value.rotation = TQ_ROTATION_NONE;
+        cfg.value.uniform_scope = c->scope;
+        cfg.value.uniform_mode = TQ_UNIFORM_ASYMMETRIC;
+    }
+    cfg.factors = TQ_KV_FACTOR_F32; /* the decoded reference reads float32 factors */
+    cfg.outliers = TQ_KV_OUTLIERS_FIXED;
+    tq_kv *kv = NULL;
+    CHECK_OK(tq_kv_create(&cfg, &kv));
+    if (!kv) goto out;
+    CHECK_OK(tq_kv_append(kv, k, v, 100));
+    CHECK_OK(tq_kv_append(kv, k + 100 * H * D, v + 100 * H * D, 1));
+    CHECK_OK(tq_kv_append(kv, k + 101 * H * D, v + 101 * H * D, n - 101));
+    CHECK(tq_kv_length(kv) == n, "%s: length %zu", c->name, tq_kv_length(kv));
+
+    tq_quantizer *kq = NULL, *vq = NULL;
+    CHECK_OK(tq_quantizer_create(&cfg.key, &kq));
+    CHECK_OK(tq_quantizer_create(&cfg.value, &vq));
+    fake_quant(kq, k, n, H, D, kd);
+    fake_quant(vq, v, n, H, D, vd);
+
+    int64_t pos[5] = {0, 17, 150, 256, 299};
+    CHECK_OK(tq_kv_attend(kv, q, nq, QH, pos, 0.0f, o1));
+    CHECK_OK(tq_attention_f32(kd, vd, n, H, D, q, nq, QH, pos, 0.0f, o2));
+    double scale = 0.0;
+    for (size_t i = 0; i < nq * QH * D; i++) scale = fmax(scale, fabs(o2[i]));
+    double err = max_abs_diff(o1, o2, nq * QH * D);
+    CHECK(err <= 2e-4 * (scale + 1.0), "%s: attention from codes vs decoded: max diff %g (scale %g)", c->name, err,
+          scale);
+
+    /* logits of the last query token against scale * <q, decoded k> */
+    float *lg = malloc(QH * n * sizeof(float));
+    CHECK_OK(tq_kv_logits(kv, q + 4 * QH * D, QH, n, 0.0f, lg));
+    double lerr = 0.0;
+    for (uint32_t hq = 0; hq < QH; hq++)
+        for (size_t t = 0; t < n; t++) {
+            const float *qq = q + (4 * QH + hq) * D, *kk = kd + (t * H + hq / G) * D;
+            double s = 0.0;
+            for (uint32_t j = 0; j < D; j++) s += (double)qq[j] * kk[j];
+            lerr = fmax(lerr, fabs(s / 8.0 - lg[hq * n + t]));
+        }
+    CHECK(lerr <= 1e-4, "%s: logits vs decoded keys: max diff %g", c->name, lerr);
+    free(lg);
+    tq_quantizer_free(kq);
+    tq_quantizer_free(vq);
+    tq_kv_free(kv);
+out:
+    free(k); free(v); free(kd); free(vd); free(q); free(o1); free(o2);
+}
+
+static void test_decoded_reference(void) {
+    const kv_case cases[] = {
+        {"mse 4/4", TQ_VARIANT_MSE, TQ_VARIANT_MSE, 4, 4, TQ_QJL_DENSE, 0},
+        {"mse 2/2", TQ_VARIANT_MSE, TQ_VARIANT_MSE, 2, 2, TQ_QJL_DENSE, 0},
+        {"mse 3.5/2.5 split", TQ_VARIANT_MSE, TQ_VARIANT_MSE, 3.5, 2.5, TQ_QJL_DENSE, 0},
+        {"prod dense 3/3", TQ_VARIANT_PROD, TQ_VARIANT_PROD, 3, 3, TQ_QJL_DENSE, 0},
+        {"prod structured 4/3.5", TQ_VARIANT_PROD, TQ_VARIANT_PROD, 4, 3.5, TQ_QJL_STRUCTURED, 0},
+        {"qjl 1/1", TQ_VARIANT_QJL, TQ_VARIANT_QJL, 1, 1, TQ_QJL_STRUCTURED, 0},
+        {"uniform group values", TQ_VARIANT_MSE, TQ_VARIANT_UNIFORM, 3, 3, TQ_QJL_DENSE, TQ_UNIFORM_GROUP},
+        {"uniform per-token values", TQ_VARIANT_MSE, TQ_VARIANT_UNIFORM, 4, 2, TQ_QJL_DENSE, TQ_UNIFORM_PER_VECTOR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_against_decoded(&cases[i]);
+}
+
+/* Window tokens are exact: a window as long as the sequence gives float attention. */
+static void test_window(void) {
+    const uint32_t H = 3, D = 32, QH = 9;
+    const size_t n = 90;
+    float *k = malloc(n * H * D * sizeof(float)), *v = malloc(n * H * D * sizeof(float));
+    float *q = malloc(2 * QH * D * sizeof(float)), *o1 = malloc(2 * QH * D * sizeof(float));
+    float *o2 = malloc(2 * QH * D * sizeof(float)), *o3 = malloc(2 * QH * D * sizeof(float));
+    fill_kv(k, v, n, H, D);
+    for (size_t i = 0; i < 2 * QH * D; i++) q[i] = gauss();
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, H, D, 2, 2);
+    cfg.window = 128;
+    tq_kv *kv = NULL, *kw = NULL;
+    CHECK_OK(tq_kv_create(&cfg, &kv));
+    for (size_t t = 0; t < n; t += 7) {
+        size_t m = n - t < 7 ? n - t : 7;
+        CHECK_OK(tq_kv_append(kv, k + t * H * D, v + t * H * D, m));
+    }
+    tq_kv_memory mem;
+    CHECK_OK(tq_kv_memory_usage(kv, &mem));
+    CHECK(mem.compressed == 0 && mem.tokens == n, "window holds everything: %llu compressed",
+          (unsigned long long)mem.compressed);
+    int64_t pos[2] = {40, 89};
+    CHECK_OK(tq_kv_attend(kv, q, 2, QH, pos, 0.0f, o1));
+    CHECK_OK(tq_attention_f32(k, v, n, H, D, q, 2, QH, pos, 0.0f, o2));
+    CHECK(max_abs_diff(o1, o2, 2 * QH * D) <= 1e-5, "window-only attention is exact: %g",
+          max_abs_diff(o1, o2, 2 * QH * D));
+
+    /* a window of 32: tokens 0..57 compressed; the same as a cache without a window whose last 32 keys and
+     * values are exact -- checked by building the mixed reference from decoded and raw tokens */
+    cfg.window = 32;
+    cfg.outliers = TQ_KV_OUTLIERS_FIXED;
+    CHECK_OK(tq_kv_create(&cfg, &kw));
+    CHECK_OK(tq_kv_append(kw, k, v, 50));
+    CHECK_OK(tq_kv_append(kw, k + 50 * H * D, v + 50 * H * D, n - 50));
+    CHECK_OK(tq_kv_memory_usage(kw, &mem));
+    CHECK(mem.compressed == n - 32, "compressed %llu of %zu", (unsigned long long)mem.compressed, n);
+    tq_quantizer *kq = NULL, *vq = NULL;
+    CHECK_OK(tq_quantizer_create(&cfg.key, &kq));
+    CHECK_OK(tq_quantizer_create(&cfg.value, &vq));
+    float *km = malloc(n * H * D * sizeof(float)), *vm = malloc(n * H * D * sizeof(float));
+    memcpy(km, k, n * H * D * sizeof(float));
+    memcpy(vm, v, n * H * D * sizeof(float));
+    /* fp16 factors: decode and round the scale the same way is not possible through tq_decode, so the
+     * compressed part is compared within the fp16 factor error (relative 2^-11) */
+    fake_quant(kq, k, n - 32, H, D, km);
+    fake_quant(vq, v, n - 32, H, D, vm);
+    CHECK_OK(tq_kv_attend(kw, q, 2, QH, pos, 0.0f, o1));
+    CHECK_OK(tq_attention_f32(km, vm, n, H, D, q, 2, QH, pos, 0.0f, o3));
+    CHECK(max_abs_diff(o1, o3, 2 * QH * D) <= 5e-3, "window 32: vs mixed reference %g",
+          max_abs_diff(o1, o3, 2 * QH * D));
+    tq_quantizer_free(kq);
+    tq_quantizer_free(vq);
+    free(km);
+    free(vm);
+    tq_kv_free(kv);
+    tq_kv_free(kw);
+    free(k); free(v); free(q); free(o1); free(o2); free(o3);
+}
+
+/* Chunking and threads change nothing, bit for bit; fp16 factors stay close to f32. */
+static void test_determinism(void) {
+    const uint32_t H = 3, D = 64, QH = 9;
+    const size_t n = 700;
+    float *k = malloc(n * H * D * sizeof(float)), *v = malloc(n * H * D * sizeof(float));
+    float *q = malloc(3 * QH * D * sizeof(float));
+    float *o[4];
+    for (int i = 0; i < 4; i++) o[i] = malloc(3 * QH * D * sizeof(float));
+    fill_kv(k, v, n, H, D);
+    for (size_t i = 0; i < 3 * QH * D; i++) q[i] = gauss();
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, H, D, 3.5, 3);
+    cfg.outliers = TQ_KV_OUTLIERS_FIXED;
+    tq_kv *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(tq_kv_create(&cfg, &a));
+    CHECK_OK(tq_kv_create(&cfg, &b));
+    CHECK_OK(tq_kv_append(a, k, v, n));
+    for (size_t t = 0; t < n; t++) CHECK_OK(tq_kv_append(b, k + t * H * D, v + t * H * D, 1));
+    int64_t pos[3] = {699, 300, 5};
+    CHECK_OK(tq_set_threads(1));
+    CHECK_OK(tq_kv_attend(a, q, 3, QH, pos, 0.0f, o[0]));
+    CHECK_OK(tq_set_threads(2));
+    CHECK_OK(tq_kv_attend(a, q, 3, QH, pos, 0.0f, o[1]));
+    CHECK_OK(tq_kv_attend(b, q, 3, QH, pos, 0.0f, o[2]));
+    CHECK_OK(tq_set_threads(0));
+    CHECK(memcmp(o[0], o[1], 3 * QH * D * sizeof(float)) == 0, "1 vs 2 threads differ");
+    CHECK(memcmp(o[0], o[2], 3 * QH * D * sizeof(float)) == 0, "token-at-a-time vs one chunk differ");
+    cfg.factors = TQ_KV_FACTOR_F32;
+    CHECK_OK(tq_kv_create(&cfg, &c));
+    CHECK_OK(tq_kv_append(c, k, v, n));
+    CHECK_OK(tq_kv_attend(c, q, 3, QH, pos, 0.0f, o[3]));
+    CHECK(max_abs_diff(o[0], o[3], 3 * QH * D) <= 5e-3, "fp16 vs f32 factors: %g",
+          max_abs_diff(o[0], o[3], 3 * QH * D));
+    size_t tb = 0, kb = 0, vb = 0;
+    CHECK_OK(tq_kv_token_bytes(&cfg, &tb, &kb, &vb));
+    /* 3.5 bits: 32 channels at 4 bits + 32 at 3, one f32 scale per part; 3 bits: 24 B + one scale */
+    CHECK(kb == 16 + 12 + 8 && vb == 24 + 4 && tb == 3 * (kb + vb), "token bytes %zu %zu %zu", tb, kb, vb);
+    cfg.factors = TQ_KV_FACTOR_F16;
+    CHECK_OK(tq_kv_token_bytes(&cfg, &tb, &kb, &vb));
+    CHECK(kb == 16 + 12 + 4 && vb == 24 + 2, "fp16 token bytes %zu %zu", kb, vb);
+    tq_kv_memory mem;
+    CHECK_OK(tq_kv_memory_usage(a, &mem));
+    CHECK(mem.key_codes == n * H * kb && mem.value_codes == n * H * vb && mem.window == 0,
+          "memory: keys %llu values %llu", (unsigned long long)mem.key_codes, (unsigned long long)mem.value_codes);
+    CHECK(mem.total >= mem.key_codes + mem.value_codes + mem.quantizers && mem.quantizers > 0, "memory total");
+    tq_kv_free(a);
+    tq_kv_free(b);
+    tq_kv_free(c);
+    for (int i = 0; i < 4; i++) free(o[i]);
+    free(k); free(v); free(q);
+}
+
+/* Outlier channels chosen per head from the first append: the large channels are found. */
+static void test_outliers_first(void) {
+    const uint32_t H = 2, D = 64;
+    const size_t n = 200;
+    float *k = malloc(n * H * D * sizeof(float)), *v = malloc(n * H * D * sizeof(float));
+    fill_kv(k, v, n, H, D);
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, H, D, 2.0625, 2); /* 4 outlier channels at 3 bits */
+    CHECK(cfg.key.outlier_count == 4 && cfg.key.outlier_bits == 3 && cfg.key.bits == 2, "set_bits 2.0625");
+    tq_kv *kv = NULL;
+    CHECK_OK(tq_kv_create(&cfg, &kv));
+    float q[6 * 64];
+    for (int i = 0; i < 6 * 64; i++) q[i] = gauss();
+    float out[6 * 64];
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 6, NULL, 0.0f, out), TQ_ERR_STATE);
+    CHECK_OK(tq_kv_append(kv, k, v, n));
+    /* channels 3, 19, 35, 51 have 6x the scale: split off per head, they cost the logits far less error
+     * than the fixed split 0..3 (ordinary channels) */
+    tq_kv_config fixed = cfg;
+    fixed.outliers = TQ_KV_OUTLIERS_FIXED;
+    tq_kv *kf = NULL;
+    CHECK_OK(tq_kv_create(&fixed, &kf));
+    CHECK_OK(tq_kv_append(kf, k, v, n));
+    float *l1 = malloc(6 * n * sizeof(float)), *l2 = malloc(6 * n * sizeof(float));
+    CHECK_OK(tq_kv_logits(kv, q, 6, n, 0.0f, l1));
+    CHECK_OK(tq_kv_logits(kf, q, 6, n, 0.0f, l2));
+    double e1 = 0.0, e2 = 0.0;
+    for (uint32_t hq = 0; hq < 6; hq++)
+        for (size_t t = 0; t < n; t++) {
+            double s = 0.0;
+            for (uint32_t j = 0; j < D; j++) s += (double)q[hq * D + j] * k[(t * H + hq / 3) * D + j];
+            s /= 8.0;
+            e1 += (l1[hq * n + t] - s) * (l1[hq * n + t] - s);
+            e2 += (l2[hq * n + t] - s) * (l2[hq * n + t] - s);
+        }
+    CHECK(e1 < 0.8 * e2, "outliers from the first append: logit error %g vs fixed channels %g", e1, e2);
+    free(l1);
+    free(l2);
+    tq_kv_free(kf);
+    CHECK_OK(tq_kv_attend(kv, q, 1, 6, NULL, 0.0f, out));
+    tq_kv_free(kv);
+    free(k);
+    free(v);
+}
+
+static void test_bad_input(void) {
+    const uint32_t H = 2, D = 16;
+    tq_kv_config cfg;
+    tq_kv *kv = NULL;
+    tq_kv_config_init(&cfg, 0, D, 4, 4);
+    CHECK_STATUS(tq_kv_create(&cfg, &kv), TQ_ERR_INVALID_ARG);
+    tq_kv_config_init(&cfg, H, D, 4, 4);
+    cfg.value.dim = 8;
+    CHECK_STATUS(tq_kv_create(&cfg, &kv), TQ_ERR_DIM);
+    tq_kv_config_init(&cfg, H, D, 9, 4);
+    CHECK_STATUS(tq_kv_create(&cfg, &kv), TQ_ERR_BITS);
+    tq_kv_config_init(&cfg, H, D, 4, 4);
+    cfg.value.variant = TQ_VARIANT_UNIFORM;
+    cfg.value.norm = TQ_NORM_PLAIN;
+    cfg.value.uniform_scope = TQ_UNIFORM_PER_CHANNEL;
+    CHECK_STATUS(tq_kv_create(&cfg, &kv), TQ_ERR_INVALID_ARG);
+    tq_kv_config_init(&cfg, H, D, 3.5, 4);
+    uint32_t ch[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    cfg.key.outlier_channels = ch;
+    CHECK_STATUS(tq_kv_create(&cfg, &kv), TQ_ERR_INVALID_ARG); /* FIRST with a list */
+    cfg.outliers = TQ_KV_OUTLIERS_FIXED;
+    CHECK_OK(tq_kv_create(&cfg, &kv));
+    ch[0] = 99; /* the cache keeps its own copy */
+    tq_config bad;
+    tq_config_init(&bad, 16, 1);
+    CHECK_STATUS(tq_config_set_bits(&bad, 0.5), TQ_ERR_BITS);
+    CHECK_STATUS(tq_config_set_bits(&bad, 8.5), TQ_ERR_BITS);
+    CHECK_STATUS(tq_config_set_bits(&bad, 3.01), TQ_ERR_BITS); /* round(0.01 * 16) = 0 channels */
+
+    float k[4 * 2 * 16], v[4 * 2 * 16], q[4 * 16], out[4 * 16];
+    for (int i = 0; i < 4 * 2 * 16; i++) {
+        k[i] = gauss();
+        v[i] = gauss();
+    }
+    for (int i = 0; i < 4 * 16; i++) q[i] = gauss();
+    CHECK_OK(tq_kv_append(kv, k, v, 2));
+    v[2 * 32 + 5] = NAN;
+    CHECK_STATUS(tq_kv_append(kv, k, v, 4), TQ_ERR_NONFINITE);
+    CHECK(tq_kv_length(kv) == 2, "a refused append changes nothing");
+    v[2 * 32 + 5] = 0.5f;
+    k[3 * 32] = 1e6f; /* norm 1e6: beyond fp16 */
+    CHECK_STATUS(tq_kv_append(kv, k, v, 4), TQ_ERR_NONFINITE);
+    CHECK(tq_kv_length(kv) == 2, "a refused append changes nothing (fp16 range)");
+    k[3 * 32] = 1.0f;
+    CHECK_OK(tq_kv_append(kv, k, v, 4));
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 3, NULL, 0.0f, out), TQ_ERR_INVALID_ARG);
+    int64_t pos = 6;
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 4, &pos, 0.0f, out), TQ_ERR_INVALID_ARG);
+    pos = -1;
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 4, &pos, 0.0f, out), TQ_ERR_INVALID_ARG);
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 4, NULL, NAN, out), TQ_ERR_INVALID_ARG);
+    q[3] = INFINITY;
+    CHECK_STATUS(tq_kv_attend(kv, q, 1, 4, NULL, 0.0f, out), TQ_ERR_NONFINITE);
+    q[3] = 0.0f;
+    CHECK_OK(tq_kv_attend(kv, q, 1, 4, NULL, 0.0f, out));
+    CHECK_STATUS(tq_kv_logits(kv, q, 4, 7, 0.0f, out), TQ_ERR_INVALID_ARG);
+    CHECK_STATUS(tq_kv_append(NULL, k, v, 1), TQ_ERR_INVALID_ARG);
+    CHECK_STATUS(tq_kv_append(kv, NULL, v, 1), TQ_ERR_INVALID_ARG);
+    CHECK_STATUS(tq_attention_f32(k, v, 0, 2, 16, q, 1, 4, NULL, 0.0f, out), TQ_ERR_STATE);
+    tq_kv_free(kv);
+    tq_kv_free(NULL);
+}
+
+/* The kv kernels of the running table against the scalar reference. */
+static void test_kernels(void) {
+    const tq_kernel_table *ref = tq_kernels_ref(), *k = tq_kernels();
+    for (uint32_t bits = 1; bits <= 8; bits++) {
+        for (uint32_t d = 5; d <= 133; d += 64) {
+            const tq_codebook *cb = NULL;
+            CHECK_OK(tq_codebook_lookup(d, bits, &cb));
+            const uint32_t G = 3;
+            const size_t n = 7, stride = 200;
+            uint8_t *codes = malloc(n * stride), idx[256], scratch[256];
+            for (size_t t = 0; t < n; t++) {
+                for (uint32_t j = 0; j < d; j++) idx[j] = (uint8_t)(urand() * cb->levels);
+                memset(codes + t * stride, 0, stride);
+                tq_pack(idx, d, bits, codes + t * stride);
+            }
+            float q[3 * 133], w[7 * 3], d1[21], d2[21], a1[3 * 133], a2[3 * 133];
+            for (uint32_t i = 0; i < G * d; i++) q[i] = gauss();
+            for (size_t i = 0; i < n * G; i++) w[i] = (float)urand();
+            ref->kv_dots(q, G, cb->centroids, codes, stride, n, d, bits, scratch, d1);
+            k->kv_dots(q, G, cb->centroids, codes, stride, n, d, bits, scratch, d2);
+            double qs = 0.0, cmax = fabs(cb->centroids[0]);
+            for (uint32_t i = 0; i < G * d; i++) qs += fabs(q[i]);
+            CHECK(max_abs_diff(d1, d2, n * G) <= 1e-5 * qs * cmax, "kv_dots bits %u d %u: %g", bits, d,
+                  max_abs_diff(d1, d2, n * G));
+            memset(a1, 0, sizeof a1);
+            memset(a2, 0, sizeof a2);
+            ref->kv_accum(w, G, cb->centroids, codes, stride, n, d, bits, scratch, a1);
+            k->kv_accum(w, G, cb->centroids, codes, stride, n, d, bits, scratch, a2);
+            CHECK(max_abs_diff(a1, a2, G * d) <= 1e-5 * n * cmax, "kv_accum bits %u d %u: %g", bits, d,
+                  max_abs_diff(a1, a2, G * d));
+            free(codes);
+        }
+    }
+}
+
+int main(void) {
+    test_decoded_reference();
+    test_window();
+    test_determinism();
+    test_outliers_first();
+    test_bad_input();
+    test_kernels();
+    return CHECK_DONE();
+}
