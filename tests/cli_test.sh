@@ -551,5 +551,107 @@ expect_ok_text "index --help" "--rerank" index --help
 expect_ok_text "search --help" "--shortlist" search --help
 expect_ok_text "eval recall --help" "recall_10_at_10" eval recall --help
 
+# ---- tq plan: KV cache memory, checked against figures computed here ----------
+# SmolLM2-135M: 30 layers, 3 KV heads, head_dim 64, 8192 tokens; K at 3.5 bits, V at 3, fp16 factors.
+# K per head: 32 channels at 4 bits (16 B) + 32 at 3 bits (12 B) + one fp16 scale per part (2 + 2) = 32 B;
+# V per head: 64 channels at 3 bits (24 B) + one fp16 scale = 26 B.
+SMOL="--layers 30 --kv-heads 3 --head-dim 64 --context 8192"
+# plan_check NAME 'PYTHON ASSERTIONS on d' TQ_ARGS...: tq plan --json exits 0 and the assertions hold.
+plan_check() {
+    name=$1 cond=$2
+    shift 2
+    if ! "$TQ" plan "$@" --json > "$TMP/plan.json" 2> "$TMP/err.txt"; then
+        fail "$name: tq plan $* exited non-zero"; cat "$TMP/err.txt" >&2; return
+    fi
+    if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); $cond" "$TMP/plan.json" 2> "$TMP/err.txt" &&
+       [ "$(wc -l < "$TMP/plan.json")" -eq 1 ]; then
+        pass "$name"
+    else
+        fail "$name: tq plan $*"; cat "$TMP/plan.json" "$TMP/err.txt" >&2
+    fi
+}
+FP16=$((2 * 30 * 3 * 64 * 8192 * 2))
+CODES=$(((32 + 26) * 3 * 30 * 8192))
+# shellcheck disable=SC2086
+plan_check "plan SmolLM2 3.5/3 bits" "
+assert d['fp16_bytes'] == $FP16 == 188743680, d['fp16_bytes']
+assert (d['k_bytes_per_head'], d['v_bytes_per_head']) == (32, 26), d
+assert (d['k_bytes_per_token_layer'], d['v_bytes_per_token_layer'], d['tq_bytes_per_token_layer']) == (96, 78, 174), d
+assert d['fp16_bytes_per_token_layer'] == 2 * 3 * 64 * 2
+assert (d['k_bits_per_value'], d['v_bits_per_value']) == (32 * 8 / 64, 26 * 8 / 64) == (4.0, 3.25), d
+assert d['codes_bytes'] == $CODES, d
+assert (d['k_codes_bytes'], d['v_codes_bytes']) == (32 * 3 * 30 * 8192, 26 * 3 * 30 * 8192), d
+assert d['window_bytes'] == 0 and d['compressed_tokens'] == 8192, d
+assert d['quantizers_per_head'] is True and d['k_outlier_channels'] == 32 and d['v_outlier_channels'] == 0, d
+assert 0 < d['quantizer_bytes_per_set'] < 4096, d  # per head: the cache picks outliers per head
+assert d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 3 * 30, d
+assert d['tq_bytes'] == $CODES + d['quantizer_bytes'], d
+assert all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in d if k.endswith('_bytes')), d
+assert abs(d['compression_ratio'] - $FP16 / d['tq_bytes']) < 1e-6 and 4.3 < d['compression_ratio'] < 4.5, d
+assert d['fit_context'] == ($FP16 - d['quantizer_bytes']) // (174 * 30), d
+assert d['more_tokens'] == d['fit_context'] - 8192, d
+" $SMOL --k-bits 3.5 --v-bits 3
+# window W: W tokens per sequence stay float32 (H*D*4*2 bytes per layer), the rest compressed; batch multiplies both;
+# f32 factors: K 16+12+4+4 = 36 B, V 24+4 = 28 B per head
+# shellcheck disable=SC2086
+plan_check "plan with --window, --batch, --factors f32" "
+assert d['fp16_bytes'] == 2 * 30 * 3 * 64 * 8192 * 2 * 2, d
+assert (d['k_bytes_per_head'], d['v_bytes_per_head']) == (36, 28), d
+assert d['window_tokens'] == 128 and d['compressed_tokens'] == 8192 - 128, d
+assert d['window_bytes'] == 128 * 3 * 64 * 4 * 2 * 30 * 2, d
+assert d['codes_bytes'] == (36 + 28) * 3 * 30 * 2 * (8192 - 128), d
+assert d['tq_bytes'] == d['codes_bytes'] + d['window_bytes'] + d['quantizer_bytes'], d
+" $SMOL --k-bits 3.5 --v-bits 3 --window 128 --batch 2 --factors f32
+# a window longer than the context: everything exact at float32, twice fp16; integer bits share the quantizers
+# shellcheck disable=SC2086
+plan_check "plan: window beyond the context" "
+assert d['codes_bytes'] == 0 and d['window_bytes'] == 100 * 3 * 64 * 4 * 2 * 30, d
+assert d['quantizers_per_head'] is False and d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 30, d
+assert d['compression_ratio'] < 0.5 and d['more_tokens'] < 0, d
+" --layers 30 --kv-heads 3 --head-dim 64 --context 100 --k-bits 4 --v-bits 4 --window 1000
+# prod at 3 bits: 2-bit MSE (16 B) + 1 QJL bit (8 B) + norm and gamma (2 + 2) = 28 B; qjl at 1 bit: 8 B + norm = 10 B
+# shellcheck disable=SC2086
+plan_check "plan --k-variant prod / qjl" "
+assert d['k_variant'] == 'prod' and d['k_bytes_per_head'] == 28 and d['v_bytes_per_head'] == 18, d
+" $SMOL --k-bits 3 --v-bits 2 --k-variant prod
+# shellcheck disable=SC2086
+plan_check "plan --v-variant qjl" "
+assert d['v_variant'] == 'qjl' and d['v_bytes_per_head'] == 10, d
+" $SMOL --k-bits 2 --v-bits 1 --v-variant qjl
+# shellcheck disable=SC2086
+expect_ok_text "plan table" "180.00 MiB" plan $SMOL --k-bits 3.5 --v-bits 3
+if grep -q '4.41x' "$TMP/out.txt" && grep -q '^  total bytes .* 188743680 ' "$TMP/out.txt"; then
+    pass "plan table: ratio and exact bytes"
+else
+    fail "plan table: ratio and exact bytes"; cat "$TMP/out.txt" >&2
+fi
+expect_ok_text "plan --help" "--k-bits" plan --help
+expect_ok_text "tq --help lists plan" "plan " --help
+# shellcheck disable=SC2086
+{
+expect_status "plan without --context" 2 plan --layers 30 --kv-heads 3 --head-dim 64 --k-bits 3.5 --v-bits 3
+expect_status "plan without --v-bits" 2 plan $SMOL --k-bits 3.5
+expect_status "plan --k-bits 0" 2 plan $SMOL --k-bits 0 --v-bits 3
+expect_status "plan --k-bits 9" 2 plan $SMOL --k-bits 9 --v-bits 3
+expect_status "plan --k-bits abc" 2 plan $SMOL --k-bits abc --v-bits 3
+expect_status "plan --v-bits 8.5" 2 plan $SMOL --k-bits 3 --v-bits 8.5
+expect_status "plan --k-bits without a value" 2 plan $SMOL --v-bits 3 --k-bits
+expect_status "plan --head-dim 0" 2 plan --layers 30 --kv-heads 3 --head-dim 0 --context 8192 --k-bits 3 --v-bits 3
+expect_status "plan --head-dim 1 (no codebook)" 2 plan --layers 30 --kv-heads 3 --head-dim 1 --context 8 --k-bits 2 \
+    --v-bits 2
+expect_status "plan: 2.001 bits is no split" 2 plan $SMOL --k-bits 2.001 --v-bits 3
+expect_status "plan --kv-heads 5000" 2 plan --layers 30 --kv-heads 5000 --head-dim 64 --context 8 --k-bits 3 --v-bits 3
+expect_status "plan --context 10^15 (beyond 2^63 bytes)" 2 plan --layers 30 --kv-heads 3 --head-dim 64 \
+    --context 1000000000000000 --k-bits 3.5 --v-bits 3
+expect_status "plan --context 10^20" 2 plan --layers 30 --kv-heads 3 --head-dim 64 --context 100000000000000000000 \
+    --k-bits 3.5 --v-bits 3
+expect_status "plan --batch 0" 2 plan $SMOL --k-bits 3 --v-bits 3 --batch 0
+expect_status "plan --k-variant qjl at 3 bits" 2 plan $SMOL --k-bits 3 --v-bits 3 --k-variant qjl
+expect_status "plan --v-variant unknown" 2 plan $SMOL --k-bits 3 --v-bits 3 --v-variant uniform
+expect_status "plan --factors unknown" 2 plan $SMOL --k-bits 3 --v-bits 3 --factors f8
+expect_status "plan unknown option" 2 plan $SMOL --k-bits 3 --v-bits 3 --bits 3
+expect_status "plan stray argument" 2 plan $SMOL --k-bits 3 --v-bits 3 extra
+}
+
 echo "cli_test: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -13,10 +13,11 @@
  *   tq index build|add|info   a compressed vector index (TQIX) from vectors
  *   tq search             top-k search of an index, ids to .ivecs/.npy
  *   tq eval recall        recall@1@k and recall@10@10 against ground truth
+ *   tq plan               memory of a model's KV cache, fp16 against tq (tq_kv)
  *   tq info               how the library was built
  *
- * Outside checks parse `tq bench distortion --json`, the JSON lines of
- * `tq index build|add`, `tq search` and `tq eval recall`, and the arguments
+ * Outside checks parse `tq bench distortion --json`, `tq plan --json`, the JSON
+ * lines of `tq index build|add`, `tq search` and `tq eval recall`, and the arguments
  * of those commands: their keys and their meaning are a stable interface. Add fields; never rename or remove them.
  *
  * Random test vectors come from the tool's own small generator (splitmix64 +
@@ -2501,6 +2502,308 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* tq plan                                                                   */
+
+static const char PLAN_HELP[] =
+    "usage: tq plan --layers L --kv-heads H --head-dim D --context T --k-bits KB --v-bits VB [options]\n"
+    "\n"
+    "The memory of a model's KV cache at fp16 and in tq's compressed cache (tq_kv),\n"
+    "every byte of metadata counted; nothing is allocated but one empty cache.\n"
+    "  fp16    2*L*H*D*T*B*2 bytes: K and V, 2 bytes a value\n"
+    "  tq      codes: tq_kv_token_bytes (packed indices, signs and per-token factors of\n"
+    "          all H heads, K and V) for each of the T - min(W,T) compressed tokens, per\n"
+    "          layer and sequence; plus the exact window: min(W,T)*H*D*4*2 bytes per\n"
+    "          layer and sequence (float32); plus the quantizers (rotations, codebooks,\n"
+    "          QJL matrices, outlier channel lists) of every layer. With an outlier\n"
+    "          split (fractional bits) the cache picks each head's outlier channels from\n"
+    "          the prompt and builds quantizers per head: counted H times per layer (an\n"
+    "          upper bound: a side without a split shares one). Without a split one set\n"
+    "          per layer is shared by the heads and counted once.\n"
+    "Also printed: bytes per token per layer and bits per value (factors included:\n"
+    "bytes per head * 8 / D) for K and V, the compression ratio fp16/tq, and the\n"
+    "context (tokens per sequence) tq fits in the memory of the fp16 cache.\n"
+    "\n"
+    "required:\n"
+    "  --layers L        attention layers\n"
+    "  --kv-heads H      KV heads per layer, 1..4096 (with GQA the KV heads, not the query heads)\n"
+    "  --head-dim D      channels per head\n"
+    "  --context T       tokens per sequence\n"
+    "  --k-bits KB       bits per key value: 1..8, or fractional like 2.5 or 3.5 (an outlier\n"
+    "                    split: round(0.5*D) channels at 3 bits and the rest at 2 for 2.5)\n"
+    "  --v-bits VB       bits per value entry, as --k-bits\n"
+    "options:\n"
+    "  --batch B         sequences (default 1)\n"
+    "  --k-variant V     mse | prod | qjl (default mse; qjl stores 1 bit: --k-bits 1)\n"
+    "  --v-variant V     mse | prod | qjl (default mse)\n"
+    "  --factors F       f16 | f32: precision of the per-token factors (default f16)\n"
+    "  --window W        the W most recent tokens stay exact, float32 (default 0)\n"
+    "  --json            one JSON object: every figure, bytes as integers\n"
+    "\n"
+    "example (SmolLM2-135M):\n"
+    "  tq plan --layers 30 --kv-heads 3 --head-dim 64 --context 8192 --k-bits 3.5 --v-bits 3\n";
+
+static const name_value KV_VARIANTS[] = {
+    {"mse", TQ_VARIANT_MSE}, {"prod", TQ_VARIANT_PROD}, {"qjl", TQ_VARIANT_QJL}, {NULL, 0}};
+static const name_value KV_FACTORS[] = {{"f16", TQ_KV_FACTOR_F16}, {"f32", TQ_KV_FACTOR_F32}, {NULL, 0}};
+
+/* Byte counts stay below 2^63 (they are printed as JSON integers and signed differences). */
+#define PLAN_MAX_BYTES ((uint64_t)INT64_MAX)
+
+/* *acc = *acc * b; -1 (and *acc untouched) when the product passes PLAN_MAX_BYTES. */
+static int plan_mul(uint64_t *acc, uint64_t b) {
+    if (b != 0 && *acc > PLAN_MAX_BYTES / b) return -1;
+    *acc *= b;
+    return 0;
+}
+
+static int plan_add(uint64_t *acc, uint64_t b) {
+    if (b > PLAN_MAX_BYTES - *acc) return -1;
+    *acc += b;
+    return 0;
+}
+
+/* "1.50 MiB": binary units, 3 significant-ish digits; plain bytes below 1 KiB. */
+static void fmt_bytes(char *buf, size_t cap, uint64_t v) {
+    static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (v < 1024) {
+        snprintf(buf, cap, "%llu B", (unsigned long long)v);
+        return;
+    }
+    double x = (double)v / 1024.0;
+    int u = 0;
+    while (x >= 1024.0 && u < 5) {
+        x /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.2f %s", x, units[u]);
+}
+
+static int parse_kv_bits(const char *opt, const char *v, double *out) {
+    char *end = NULL;
+    double b = strtod(v, &end);
+    if (!*v || !end || *end || !(b >= 1.0 && b <= TQ_MAX_BITS)) {
+        msg_error("%s: expected a number in 1..%u (fractional allowed, like 2.5), got '%s'", opt, TQ_MAX_BITS, v);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+/* The key or value side of the plan's config; -1 (message given) when the bits and variant do not fit D. */
+static int plan_side(const char *opt, const char *vopt, double bits, int variant, tq_config *c) {
+    if (tq_config_set_bits(c, bits) != TQ_OK) {
+        msg_error("%s: %s", opt, tq_last_error());
+        return -1;
+    }
+    if (variant == TQ_VARIANT_QJL && bits != 1.0) {
+        msg_error("%s qjl stores one sign bit per coordinate: use %s 1 (got %g)", vopt, opt, bits);
+        return -1;
+    }
+    c->variant = (tq_variant)variant;
+    if (variant != TQ_VARIANT_MSE) c->norm = TQ_NORM_PLAIN; /* prod and qjl store plain norms */
+    return 0;
+}
+
+static int cmd_plan(int argc, char **argv, int first) {
+    uint64_t layers = 0, heads = 0, dim = 0, context = 0, batch = 1, window = 0;
+    double kbits = 0.0, vbits = 0.0;
+    int kvar = TQ_VARIANT_MSE, vvar = TQ_VARIANT_MSE, factors = TQ_KV_FACTOR_F16, json = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(PLAN_HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (opt_is(a, "--layers")) {
+            if (!(v = opt_value(argc, argv, &i, "--layers")) || parse_u64("--layers", v, 1, UINT32_MAX, &layers))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--kv-heads")) {
+            if (!(v = opt_value(argc, argv, &i, "--kv-heads")) || parse_u64("--kv-heads", v, 1, 4096, &heads))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--head-dim")) {
+            if (!(v = opt_value(argc, argv, &i, "--head-dim")) || parse_u64("--head-dim", v, 1, TQ_MAX_DIM, &dim))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--context")) {
+            if (!(v = opt_value(argc, argv, &i, "--context")) ||
+                parse_u64("--context", v, 1, PLAN_MAX_BYTES, &context))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--batch")) {
+            if (!(v = opt_value(argc, argv, &i, "--batch")) || parse_u64("--batch", v, 1, UINT32_MAX, &batch))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--window")) {
+            if (!(v = opt_value(argc, argv, &i, "--window")) || parse_u64("--window", v, 0, UINT32_MAX, &window))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--k-bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--k-bits")) || parse_kv_bits("--k-bits", v, &kbits))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--v-bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--v-bits")) || parse_kv_bits("--v-bits", v, &vbits))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--k-variant")) {
+            if (!(v = opt_value(argc, argv, &i, "--k-variant")) || parse_name(KV_VARIANTS, "--k-variant", v, &kvar))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--v-variant")) {
+            if (!(v = opt_value(argc, argv, &i, "--v-variant")) || parse_name(KV_VARIANTS, "--v-variant", v, &vvar))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--factors")) {
+            if (!(v = opt_value(argc, argv, &i, "--factors")) || parse_name(KV_FACTORS, "--factors", v, &factors))
+                return EXIT_USAGE;
+        } else if (strncmp(a, "--", 2) == 0) {
+            msg_error("unknown option '%s' (see 'tq plan --help')", a);
+            return EXIT_USAGE;
+        } else {
+            msg_error("unexpected argument '%s' (see 'tq plan --help')", a);
+            return EXIT_USAGE;
+        }
+    }
+    const char *missing = !layers ? "--layers L" : !heads ? "--kv-heads H" : !dim ? "--head-dim D"
+                        : !context ? "--context T" : kbits == 0.0 ? "--k-bits KB" : vbits == 0.0 ? "--v-bits VB" : NULL;
+    if (missing) {
+        msg_error("%s is required (see 'tq plan --help')", missing);
+        return EXIT_USAGE;
+    }
+
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, (uint32_t)heads, (uint32_t)dim, kbits, vbits);
+    if (plan_side("--k-bits", "--k-variant", kbits, kvar, &cfg.key) ||
+        plan_side("--v-bits", "--v-variant", vbits, vvar, &cfg.value))
+        return EXIT_USAGE;
+    cfg.factors = (tq_kv_factor)factors;
+    cfg.window = (uint32_t)window;
+    size_t tok_bytes = 0, kb = 0, vb = 0;
+    tq_status s = tq_kv_token_bytes(&cfg, &tok_bytes, &kb, &vb);
+    if (s != TQ_OK) { /* a config the arguments made: a usage error, unless memory ran out */
+        lib_error(s, "the KV cache refuses this config");
+        return s == TQ_ERR_NOMEM ? 1 : EXIT_USAGE;
+    }
+    /* The quantizers' bytes for one layer: an empty cache with fixed outlier channels builds them at create
+     * (the default, first-append channels, would build them only at the first append); no window, one token of
+     * capacity, so nothing large is allocated. */
+    int per_head = cfg.key.outlier_count != 0 || cfg.value.outlier_count != 0;
+    tq_kv_config probe = cfg;
+    probe.outliers = TQ_KV_OUTLIERS_FIXED;
+    probe.window = 0;
+    probe.capacity = 1;
+    tq_kv *kv = NULL;
+    tq_kv_memory mem;
+    s = tq_kv_create(&probe, &kv);
+    if (s == TQ_OK) s = tq_kv_memory_usage(kv, &mem);
+    tq_kv_free(kv);
+    if (s != TQ_OK) return lib_error(s, "cannot build the quantizers");
+    uint64_t q_layer = mem.quantizers;
+
+    const uint64_t L = layers, H = heads, D = dim, T = context, B = batch;
+    const uint64_t W = window < T ? window : T, Tc = T - W;
+    uint64_t fp16_tok = H * D * 2 * 2; /* one token, one layer, K and V: below 2^31 */
+    uint64_t fp16 = fp16_tok, codes = tok_bytes, kcodes = (uint64_t)kb * H, vcodes = (uint64_t)vb * H;
+    uint64_t win_tok = H * D * 4 * 2, quant = q_layer, tqb = 0, comp_tok = tok_bytes;
+    int over = plan_mul(&fp16, L) || plan_mul(&fp16, B) || plan_mul(&fp16, T) || plan_mul(&comp_tok, L) ||
+               plan_mul(&comp_tok, B) || plan_mul(&win_tok, L) || plan_mul(&win_tok, B);
+    uint64_t window_bytes = win_tok;
+    over = over || plan_mul(&codes, L) || plan_mul(&codes, B) || plan_mul(&codes, Tc) || plan_mul(&kcodes, L) ||
+           plan_mul(&kcodes, B) || plan_mul(&kcodes, Tc) || plan_mul(&vcodes, L) || plan_mul(&vcodes, B) ||
+           plan_mul(&vcodes, Tc) || plan_mul(&window_bytes, W) || plan_mul(&quant, per_head ? H * L : L) ||
+           plan_add(&tqb, codes) || plan_add(&tqb, window_bytes) || plan_add(&tqb, quant);
+    if (over) {
+        msg_error("a cache of %llu layers x %llu heads x %llu dims x %llu tokens x batch %llu is beyond 2^63 bytes",
+                  (unsigned long long)L, (unsigned long long)H, (unsigned long long)D, (unsigned long long)T,
+                  (unsigned long long)B);
+        return EXIT_USAGE;
+    }
+    /* The context tq fits in fp16's bytes: window tokens first (float32), then compressed ones. */
+    uint64_t fit = 0;
+    if (fp16 > quant) {
+        uint64_t budget = fp16 - quant, w = budget / win_tok;
+        if (w < window)
+            fit = w;
+        else
+            fit = window + (budget - window * win_tok) / comp_tok;
+    }
+    int64_t more = (int64_t)fit - (int64_t)T;
+    double ratio = tqb ? (double)fp16 / (double)tqb : 0.0;
+    double kbpv = (double)kb * 8.0 / (double)D, vbpv = (double)vb * 8.0 / (double)D;
+
+    if (json) {
+        printf("{\"layers\": %llu, \"kv_heads\": %llu, \"head_dim\": %llu, \"context\": %llu, \"batch\": %llu, "
+               "\"window\": %llu, \"k_bits\": ",
+               (unsigned long long)L, (unsigned long long)H, (unsigned long long)D, (unsigned long long)T,
+               (unsigned long long)B, (unsigned long long)window);
+        json_num(stdout, kbits);
+        printf(", \"v_bits\": ");
+        json_num(stdout, vbits);
+        printf(", \"k_variant\": ");
+        json_str(stdout, name_of(KV_VARIANTS, kvar));
+        printf(", \"v_variant\": ");
+        json_str(stdout, name_of(KV_VARIANTS, vvar));
+        printf(", \"factors\": ");
+        json_str(stdout, name_of(KV_FACTORS, factors));
+        printf(", \"k_outlier_channels\": %u, \"v_outlier_channels\": %u", cfg.key.outlier_count,
+               cfg.value.outlier_count);
+        printf(", \"fp16_bytes\": %llu, \"tq_bytes\": %llu, \"codes_bytes\": %llu, \"k_codes_bytes\": %llu, "
+               "\"v_codes_bytes\": %llu, \"window_bytes\": %llu, \"quantizer_bytes\": %llu, "
+               "\"quantizer_bytes_per_set\": %llu, \"quantizers_per_head\": %s",
+               (unsigned long long)fp16, (unsigned long long)tqb, (unsigned long long)codes,
+               (unsigned long long)kcodes, (unsigned long long)vcodes, (unsigned long long)window_bytes,
+               (unsigned long long)quant, (unsigned long long)q_layer, per_head ? "true" : "false");
+        printf(", \"compressed_tokens\": %llu, \"window_tokens\": %llu", (unsigned long long)Tc,
+               (unsigned long long)W);
+        printf(", \"fp16_bytes_per_token_layer\": %llu, \"tq_bytes_per_token_layer\": %zu, "
+               "\"k_bytes_per_token_layer\": %llu, \"v_bytes_per_token_layer\": %llu, \"k_bytes_per_head\": %zu, "
+               "\"v_bytes_per_head\": %zu, \"k_bits_per_value\": ",
+               (unsigned long long)fp16_tok, tok_bytes, (unsigned long long)(kb * H), (unsigned long long)(vb * H),
+               kb, vb);
+        json_num(stdout, kbpv);
+        printf(", \"v_bits_per_value\": ");
+        json_num(stdout, vbpv);
+        printf(", \"compression_ratio\": ");
+        json_num(stdout, ratio);
+        printf(", \"fit_context\": %llu, \"more_tokens\": %lld}\n", (unsigned long long)fit, (long long)more);
+        return 0;
+    }
+
+    char f1[32], f2[32], f3[32];
+    printf("tq plan: %llu layers x %llu KV heads x %llu dims, context %llu, batch %llu\n", (unsigned long long)L,
+           (unsigned long long)H, (unsigned long long)D, (unsigned long long)T, (unsigned long long)B);
+    for (int sd = 0; sd < 2; sd++) {
+        const tq_config *c = sd ? &cfg.value : &cfg.key;
+        printf("%s%s: %s at %g bits", sd ? "; " : "  ", sd ? "V" : "K", name_of(KV_VARIANTS, sd ? vvar : kvar),
+               sd ? vbits : kbits);
+        if (c->outlier_count)
+            printf(" (%u channels at %u bits, %u at %u)", c->outlier_count, c->outlier_bits,
+                   (unsigned)D - c->outlier_count, c->bits);
+    }
+    printf("; %s factors; window %llu\n\n", name_of(KV_FACTORS, factors), (unsigned long long)window);
+    printf("  %-30s %14s %14s\n", "", "fp16", "tq");
+    printf("  %-30s %14llu %14llu  (%zu per head)\n", "K bytes per token per layer",
+           (unsigned long long)(fp16_tok / 2), (unsigned long long)(kb * H), kb);
+    printf("  %-30s %14llu %14llu  (%zu per head)\n", "V bytes per token per layer",
+           (unsigned long long)(fp16_tok / 2), (unsigned long long)(vb * H), vb);
+    printf("  %-30s %14s %14.4g\n", "K bits per value", "16", kbpv);
+    printf("  %-30s %14s %14.4g\n", "V bits per value", "16", vbpv);
+    fmt_bytes(f1, sizeof f1, codes);
+    fmt_bytes(f2, sizeof f2, fp16);
+    printf("  %-30s %14s %14s  (%llu compressed tokens)\n", "K and V codes", f2, f1, (unsigned long long)Tc);
+    fmt_bytes(f1, sizeof f1, window_bytes);
+    printf("  %-30s %14s %14s  (%llu tokens)\n", "exact window (float32)", "-", f1, (unsigned long long)W);
+    fmt_bytes(f1, sizeof f1, quant);
+    fmt_bytes(f3, sizeof f3, q_layer);
+    if (per_head)
+        printf("  %-30s %14s %14s  (a K+V set of %s x %llu heads x %llu layers: an upper bound)\n", "quantizers", "-",
+               f1, f3, (unsigned long long)H, (unsigned long long)L);
+    else
+        printf("  %-30s %14s %14s  (a K+V set of %s per layer, shared by the heads)\n", "quantizers", "-", f1, f3);
+    fmt_bytes(f1, sizeof f1, tqb);
+    printf("  %-30s %14s %14s\n", "total", f2, f1);
+    printf("  %-30s %14llu %14llu\n", "total bytes", (unsigned long long)fp16, (unsigned long long)tqb);
+    printf("  %-30s %14s %13.2fx\n", "compression (fp16 / tq)", "", ratio);
+    printf("  %-30s %14llu %14llu  (%+lld tokens, %.2fx the context)\n", "context in the fp16 bytes",
+           (unsigned long long)T, (unsigned long long)fit, (long long)more, (double)fit / (double)T);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* main                                                                      */
 
 static const char MAIN_HELP[] =
@@ -2517,11 +2820,13 @@ static const char MAIN_HELP[] =
     "  encode             encode vectors into a code file (creating the quantizer if needed)\n"
     "  decode             decode a code file back to float32 vectors\n"
     "  inspect            describe a quantizer (.tqqz) or code (.tqca) file\n"
+    "  plan               memory of a model's KV cache: fp16 against tq at K/V bits\n"
     "  info               version and how the library was built\n"
     "\n"
     "Run 'tq bench distortion --help' or 'tq bench recall --help' for their options.\n"
     "Run 'tq encode --help', 'tq decode --help' or 'tq inspect --help' for theirs.\n"
-    "Run 'tq index --help', 'tq search --help' or 'tq eval recall --help' for the index.\n";
+    "Run 'tq index --help', 'tq search --help' or 'tq eval recall --help' for the index.\n"
+    "Run 'tq plan --help' for the KV cache planner.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -2546,6 +2851,7 @@ int main(int argc, char **argv) {
         printf("%s\n%s\n", tq_version_string(), tq_build_info());
         return 0;
     }
+    if (strcmp(cmd, "plan") == 0) return cmd_plan(argc, argv, 2);
     if (strcmp(cmd, "index") == 0) return cmd_index(argc, argv, 2);
     if (strcmp(cmd, "search") == 0) return cmd_search(argc, argv, 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv, 2);
