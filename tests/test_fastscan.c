@@ -206,7 +206,8 @@ static void test_overflow(void) {
 
 static void test_dispatch(void) {
     tq_fs_sums_fn active = tq_fs_sums_active();
-    int avx2_runs = strcmp(tq_kernel_name(), "avx2") == 0;
+    /* the AVX2 scan runs under the avx2 table and the avx512 table that extends it */
+    int avx2_runs = strcmp(tq_kernel_name(), "ref") != 0;
     CHECK(active == (avx2_runs ? tq_fs_sums_avx2() : tq_fs_sums_ref), "fast scan must follow tq_kernels() (%s)",
           tq_kernel_name());
     const char *force = getenv("TQ_FORCE_ISA");

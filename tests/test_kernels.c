@@ -76,6 +76,7 @@ static int ntables;
 static void collect_tables(void) {
     tables[ntables++] = tq_kernels_ref();
     if (tq_kernels_avx2() && tq_cpu_has_avx2()) tables[ntables++] = tq_kernels_avx2();
+    if (tq_kernels_avx512() && tq_cpu_has_avx512()) tables[ntables++] = tq_kernels_avx512();
 }
 
 static void test_fwht(const tq_kernel_table *t) {
@@ -328,14 +329,17 @@ static void test_dispatch(void) {
     const char *force = getenv("TQ_FORCE_ISA");
     const char *name = tq_kernel_name();
     int have_avx2 = tq_kernels_avx2() != NULL && tq_cpu_has_avx2();
+    int have_avx512 = tq_kernels_avx512() != NULL && tq_cpu_has_avx512();
+    const char *best = have_avx512 ? "avx512" : have_avx2 ? "avx2" : "ref";
+    CHECK(!have_avx512 || have_avx2, "AVX-512 without AVX2");
     CHECK(strcmp(name, tq_kernels()->name) == 0, "tq_kernel_name %s", name);
     if (force && strcmp(force, "ref") == 0) {
         CHECK(strcmp(name, "ref") == 0, "TQ_FORCE_ISA=ref but %s runs", name);
     } else if (force && strcmp(force, "avx2") == 0) {
         CHECK(strcmp(name, have_avx2 ? "avx2" : "ref") == 0, "TQ_FORCE_ISA=avx2 (supported: %d) but %s runs",
               have_avx2, name);
-    } else if (!force || !*force) {
-        CHECK(strcmp(name, have_avx2 ? "avx2" : "ref") == 0, "best table should run, %s runs", name);
+    } else if (!force || !*force || strcmp(force, "avx512") == 0) {
+        CHECK(strcmp(name, best) == 0, "best table (%s) should run, %s runs", best, name);
     }
     CHECK(strstr(tq_build_info(), name) != NULL, "build info names the running table: %s", tq_build_info());
     printf("kernel table: %s (TQ_FORCE_ISA=%s); tables under test:", name, force ? force : "(unset)");

@@ -367,11 +367,13 @@ static void test_bad_input(void) {
     tq_kv_free(NULL);
 }
 
-/* The kv kernels of the running table against the scalar reference. */
-static void test_kernels(void) {
-    const tq_kernel_table *ref = tq_kernels_ref(), *k = tq_kernels();
+/* The kv kernels of every table this CPU runs against the scalar reference. */
+static void test_kernels_of(const tq_kernel_table *k) {
+    const tq_kernel_table *ref = tq_kernels_ref();
+    static const uint32_t dims[] = {5, 16, 32, 64, 69, 128, 133};
     for (uint32_t bits = 1; bits <= 8; bits++) {
-        for (uint32_t d = 5; d <= 133; d += 64) {
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+            uint32_t d = dims[di];
             const tq_codebook *cb = NULL;
             CHECK_OK(tq_codebook_lookup(d, bits, &cb));
             const uint32_t G = 3;
@@ -389,17 +391,59 @@ static void test_kernels(void) {
             k->kv_dots(q, G, cb->centroids, codes, stride, n, d, bits, scratch, d2);
             double qs = 0.0, cmax = fabs(cb->centroids[0]);
             for (uint32_t i = 0; i < G * d; i++) qs += fabs(q[i]);
-            CHECK(max_abs_diff(d1, d2, n * G) <= 1e-5 * qs * cmax, "kv_dots bits %u d %u: %g", bits, d,
+            CHECK(max_abs_diff(d1, d2, n * G) <= 1e-5 * qs * cmax, "%s kv_dots bits %u d %u: %g", k->name, bits, d,
                   max_abs_diff(d1, d2, n * G));
             memset(a1, 0, sizeof a1);
             memset(a2, 0, sizeof a2);
             ref->kv_accum(w, G, cb->centroids, codes, stride, n, d, bits, scratch, a1);
             k->kv_accum(w, G, cb->centroids, codes, stride, n, d, bits, scratch, a2);
-            CHECK(max_abs_diff(a1, a2, G * d) <= 1e-5 * n * cmax, "kv_accum bits %u d %u: %g", bits, d,
+            CHECK(max_abs_diff(a1, a2, G * d) <= 1e-5 * n * cmax, "%s kv_accum bits %u d %u: %g", k->name, bits, d,
                   max_abs_diff(a1, a2, G * d));
             free(codes);
         }
     }
+}
+
+/* f16_load bit-exact, softmax_block within 1e-6 relative, against the reference. */
+static void test_softmax_kernels_of(const tq_kernel_table *k) {
+    const tq_kernel_table *ref = tq_kernels_ref();
+    uint8_t src[300 * 6];
+    float a[300], b[300];
+    for (int i = 0; i < 300; i++) {
+        uint16_t h = (uint16_t)(urand() * 65536.0);
+        if ((h & 0x7c00u) == 0x7c00u) h &= 0xbfffu; /* finite halves only: factors are finite */
+        tq_put_u16(src + 6 * i, h);
+    }
+    ref->f16_load(src, 6, 300, a);
+    k->f16_load(src, 6, 300, b);
+    CHECK(memcmp(a, b, sizeof a) == 0, "%s f16_load differs from ref", k->name);
+    static const size_t lens[] = {1, 7, 8, 9, 64, 256, 300};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
+        for (int start = 0; start < 3; start++) {
+            float x[300];
+            for (size_t t = 0; t < n; t++) x[t] = a[t] = b[t] = (float)(gauss() * 6.0 - (start == 2 ? 90.0 : 0.0));
+            float m0 = start == 0 ? -INFINITY : 1.5f, m1 = m0;
+            double s0 = 0.0, s1 = 0.0;
+            float r0 = ref->softmax_block(a, n, &m0, &s0), r1 = k->softmax_block(b, n, &m1, &s1);
+            /* the stated tolerance: 1e-6 relative plus the float rounding of x - M, or 1e-30 absolute */
+            int ok = 1;
+            for (size_t t = 0; t < n; t++)
+                ok &= fabs((double)a[t] - b[t]) <= (1e-6 + 1.2e-7 * fabs(x[t] - m0)) * a[t] + 1e-30;
+            double err = 0.0;
+            for (size_t t = 0; t < n; t++) err = fmax(err, fabs((double)a[t] - b[t]));
+            CHECK(m0 == m1 && fabs(r0 - r1) <= 1e-6 * r0 && fabs(s0 - s1) <= 3e-6 * s0 + 1e-30 * n && ok,
+                  "%s softmax_block n %zu start %d: m %g/%g rescale %g/%g sum %g/%g weight err %g", k->name, n, start,
+                  m0, m1, r0, r1, s0, s1, err);
+        }
+    }
+}
+
+static void test_kernels(void) {
+    test_softmax_kernels_of(tq_kernels());
+    test_kernels_of(tq_kernels());
+    if (tq_kernels_avx2() && tq_cpu_has_avx2()) test_kernels_of(tq_kernels_avx2());
+    if (tq_kernels_avx512() && tq_cpu_has_avx512()) test_kernels_of(tq_kernels_avx512());
 }
 
 int main(void) {

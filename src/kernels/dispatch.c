@@ -18,34 +18,56 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
-int tq_cpu_has_avx2(void) {
+/* XCR0 (the register state the OS saves) when OSXSAVE and AVX are there, else 0; leaf-7 EBX in *b7. */
+static unsigned cpu_xcr0(unsigned *b7, unsigned *c1) {
     unsigned a, b, c, d;
+    *b7 = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    *c1 = c;
     int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     if (!osxsave || !avx) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6u) != 6u) return 0; /* XMM and YMM state saved by the OS */
-    if (__get_cpuid_max(0, NULL) < 7) return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (b >> 5) & 1; /* AVX2 */
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        *b7 = b;
+    }
+    return lo;
+}
+
+int tq_cpu_has_avx2(void) {
+    unsigned b7 = 0, c1 = 0, xcr0 = cpu_xcr0(&b7, &c1);
+    int fma = (c1 >> 12) & 1, f16c = (c1 >> 29) & 1;
+    /* XMM and YMM state saved by the OS; AVX2, with the FMA and F16C every AVX2 CPU has */
+    return (xcr0 & 6u) == 6u && ((b7 >> 5) & 1) && fma && f16c;
+}
+
+int tq_cpu_has_avx512(void) {
+    unsigned b7 = 0, c1 = 0, xcr0 = cpu_xcr0(&b7, &c1);
+    /* opmask, upper ZMM0-15 and ZMM16-31 state saved too; AVX512F (16), BW (30), VL (31) */
+    return tq_cpu_has_avx2() && (xcr0 & 0xE6u) == 0xE6u && ((b7 >> 16) & 1) && ((b7 >> 30) & 1) &&
+           ((b7 >> 31) & 1);
 }
 #else
 int tq_cpu_has_avx2(void) { return 0; }
+int tq_cpu_has_avx512(void) { return 0; }
 #endif
 
 static const tq_kernel_table *tq_selected;
 static pthread_once_t tq_select_once = PTHREAD_ONCE_INIT;
 
 static void tq_select(void) {
-    const tq_kernel_table *best = tq_kernels_ref();
-    const tq_kernel_table *avx2 = tq_kernels_avx2();
-    if (avx2 && tq_cpu_has_avx2()) best = avx2;
+    const tq_kernel_table *ref = tq_kernels_ref(), *best = ref;
+    const tq_kernel_table *avx2 = tq_kernels_avx2() && tq_cpu_has_avx2() ? tq_kernels_avx2() : NULL;
+    const tq_kernel_table *avx512 = tq_kernels_avx512() && tq_cpu_has_avx512() ? tq_kernels_avx512() : NULL;
+    if (avx2) best = avx2;
+    if (avx512) best = avx512;
     const char *force = getenv("TQ_FORCE_ISA");
     if (force && *force) {
-        if (strcmp(force, "ref") == 0) best = tq_kernels_ref();
-        else if (strcmp(force, "avx2") == 0 && !(avx2 && tq_cpu_has_avx2())) best = tq_kernels_ref();
-        /* an unknown name keeps the best table; tq_kernel_name() shows what runs */
+        /* a table the CPU cannot run falls back to the best one below it; an unknown name keeps the best
+         * table; tq_kernel_name() shows what runs */
+        if (strcmp(force, "ref") == 0) best = ref;
+        else if (strcmp(force, "avx2") == 0) best = avx2 ? avx2 : ref;
     }
     tq_selected = best;
 }
@@ -66,8 +88,9 @@ static pthread_once_t tq_info_once = PTHREAD_ONCE_INIT;
 static void tq_info_make(void) {
     const char *force = getenv("TQ_FORCE_ISA");
     snprintf(tq_info, sizeof tq_info,
-             "tq %d.%d.%d; kernels compiled: ref%s; running: %s%s%s%s; compiler: %s; arch: %s; input: %s",
+             "tq %d.%d.%d; kernels compiled: ref%s%s; running: %s%s%s%s; compiler: %s; arch: %s; input: %s",
              TQ_VERSION_MAJOR, TQ_VERSION_MINOR, TQ_VERSION_PATCH, tq_kernels_avx2() ? " avx2" : "",
+             tq_kernels_avx512() ? " avx512" : "",
              tq_kernels()->name, force && *force ? " (TQ_FORCE_ISA=" : "", force && *force ? force : "",
              force && *force ? ")" : "",
 #if defined(__clang__)

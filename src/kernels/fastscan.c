@@ -190,9 +190,9 @@ void tq_fs_sums_ref(const uint8_t *packed, size_t nblocks, uint32_t npairs, cons
 }
 
 tq_fs_sums_fn tq_fs_sums_active(void) {
-    const tq_kernel_table *avx2 = tq_kernels_avx2();
+    /* the AVX2 scan whenever an x86 SIMD table runs (the AVX-512 table extends the AVX2 one) */
     tq_fs_sums_fn f = tq_fs_sums_avx2();
-    if (avx2 && f && tq_kernels() == avx2) return f;
+    if (f && tq_kernels() != tq_kernels_ref()) return f;
     return tq_fs_sums_ref;
 }
 

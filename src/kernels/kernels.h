@@ -10,7 +10,7 @@
  *   - results within a stated tolerance for scores: ip_codes and ip_signs
  *     (the ref sums in double; a SIMD table may sum in float; tests hold it to
  *     |fast - ref| <= 1e-5 * sum_j |q_j| * max|c|, see tests/test_kernels.c).
- * TQ_FORCE_ISA=ref|avx2 (environment, read once) forces a table; asking for
+ * TQ_FORCE_ISA=ref|avx2|avx512 (environment, read once) forces a table; asking for
  * one the CPU cannot run falls back to ref, and tq_kernel_name() tells which
  * table actually runs.
  *
@@ -53,12 +53,20 @@ typedef struct tq_kernel_table {
     /* KV-cache attention (src/kv): n records at codes + t * stride, each d indices packed at `bits`;
      * G queries share every decoded record. scratch holds >= d bytes. Scores within the ip_codes
      * tolerance (per query), accumulations within 1e-5 * sum_t |w| * max|c| per element. */
-    /** dots[t * G + g] = sum_j q[g * d + j] * cent[idx_t,j] (ref: as ip_codes_ref, rounded to float). */
+    /** dots[g * n + t] = sum_j q[g * d + j] * cent[idx_t,j] (ref: as ip_codes_ref, rounded to float). */
     void (*kv_dots)(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
                     uint32_t d, uint32_t bits, uint8_t *scratch, float *dots);
-    /** acc[g * d + j] += sum_t w[t * G + g] * cent[idx_t,j] (ref: float, token by token, in order). */
+    /** acc[g * d + j] += sum_t w[g * n + t] * cent[idx_t,j] (ref: float, token by token, in order). */
     void (*kv_accum)(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
                      uint32_t d, uint32_t bits, uint8_t *scratch, float *acc);
+    /** out[t] = the IEEE half at src + t * stride (little-endian), as float: exact, bit-identical to ref. */
+    void (*f16_load)(const uint8_t *src, size_t stride, size_t n, float *out);
+    /** One online-softmax step of one query over n logits x: with M = max(*m, max_t x[t]), x[t] becomes
+     *  exp(x[t] - M) (ref: exp in double, rounded; SIMD tables within (1e-6 + 2^-23 |x[t] - M|) relative -- the
+     *  float subtraction -- or 1e-30 absolute where exp underflows), *sum receives the sum of
+     *  the new x, *m becomes M; returns exp(old *m - M), the factor for what was accumulated before (0 when
+     *  the old *m is -inf). n >= 1, x finite. */
+    float (*softmax_block)(float *x, size_t n, float *m, double *sum);
 } tq_kernel_table;
 
 /** The table in use (selected on first call; thread-safe). */
@@ -67,7 +75,11 @@ TQ_INTERNAL const tq_kernel_table *tq_kernels(void);
 TQ_INTERNAL const tq_kernel_table *tq_kernels_ref(void);
 /** The AVX2 table, or NULL when not compiled in (non-x86 builds). */
 TQ_INTERNAL const tq_kernel_table *tq_kernels_avx2(void);
-/** Whether the CPU and OS can run AVX2 code (CPUID leaf 7 AVX2 + OSXSAVE + XGETBV YMM state). */
+/** The AVX-512 table (the AVX2 one with some kernels replaced), or NULL when not compiled in. */
+TQ_INTERNAL const tq_kernel_table *tq_kernels_avx512(void);
+/** Whether the CPU and OS can run AVX2 code (CPUID leaf 7 AVX2, FMA, F16C + OSXSAVE + XGETBV YMM state). */
 TQ_INTERNAL int tq_cpu_has_avx2(void);
+/** Whether they can run the AVX-512 table (AVX2 as above, AVX512F/BW/VL, XGETBV opmask and ZMM state). */
+TQ_INTERNAL int tq_cpu_has_avx512(void);
 
 #endif /* TQ_KERNELS_H */

@@ -518,7 +518,7 @@ TQ_AVX2_FMA_INLINE void tq_kv_dots_t(const float *q, uint32_t G, const float *ce
                 float c = cent[tq_index_at(&pl, jj)];
                 for (uint32_t k = 0; k < gn; k++) tot[k] += (double)qb[(size_t)k * d + jj] * c;
             }
-            for (uint32_t k = 0; k < gn; k++) dots[i * G + g0 + k] = (float)tot[k];
+            for (uint32_t k = 0; k < gn; k++) dots[(size_t)(g0 + k) * n + i] = (float)tot[k];
         }
     }
 }
@@ -546,17 +546,16 @@ TQ_AVX2_FMA_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *c
     for (size_t i = 0; i < n; i++) {
         tq_planes pl;
         tq_planes_init(&pl, codes + i * stride, d, BITS);
-        const float *wi = w + i * G;
         for (uint32_t j = 0; j < ng; j++) {
             __m256 c = tq_lookup(t, cent, tq_group_idx(&pl, j, BITS), BITS);
             for (uint32_t g = 0; g < G; g++) {
                 float *a = acc + (size_t)g * d + 8 * j;
-                _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(wi[g]), c, _mm256_loadu_ps(a)));
+                _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(w[(size_t)g * n + i]), c, _mm256_loadu_ps(a)));
             }
         }
         for (uint32_t jj = 8 * ng; jj < d; jj++) {
             float c = cent[tq_index_at(&pl, jj)];
-            for (uint32_t g = 0; g < G; g++) acc[(size_t)g * d + jj] += wi[g] * c;
+            for (uint32_t g = 0; g < G; g++) acc[(size_t)g * d + jj] += w[(size_t)g * n + i] * c;
         }
     }
 }
@@ -577,9 +576,70 @@ TQ_AVX2_FMA static void kv_accum_avx2(const float *w, uint32_t G, const float *c
     }
 }
 
+TQ_AVX2 __attribute__((target("f16c"))) static void f16_load_avx2(const uint8_t *src, size_t stride, size_t n,
+                                                                    float *out) {
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+        uint16_t h[8];
+        for (int k = 0; k < 8; k++) memcpy(&h[k], src + (t + (size_t)k) * stride, 2);
+        _mm256_storeu_ps(out + t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h)));
+    }
+    for (; t < n; t++) {
+        uint16_t h;
+        memcpy(&h, src + t * stride, 2);
+        out[t] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+    }
+}
+
+/* exp(x) for x <= 0 (softmax weights): 2^k * p(r), r = x - k ln2 in two parts, a degree-6 polynomial; relative
+ * error below 3e-7 down to x = -87, 0 below (exp underflows float there anyway). */
+TQ_AVX2_FMA_INLINE __m256 tq_exp_neg(__m256 x) {
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+TQ_AVX2_FMA static float softmax_block_avx2(float *x, size_t n, float *m, double *sum) {
+    __m256 vm = _mm256_set1_ps(*m);
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + t));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float mx = _mm_cvtss_f32(h);
+    for (; t < n; t++) mx = x[t] > mx ? x[t] : mx;
+    float rescale = *m == -INFINITY ? 0.0f : (float)exp((double)*m - (double)mx);
+    __m256 bm = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    for (t = 0; t + 8 <= n; t += 8) {
+        __m256 e = tq_exp_neg(_mm256_sub_ps(_mm256_loadu_ps(x + t), bm));
+        _mm256_storeu_ps(x + t, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    double s = tq_hsum_d(acc);
+    for (; t < n; t++) {
+        x[t] = (float)exp((double)x[t] - (double)mx);
+        s += x[t];
+    }
+    *m = mx;
+    *sum = s;
+    return rescale;
+}
+
 static const tq_kernel_table tq_avx2_table = {
     "avx2",       fwht_avx2,    dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
-    dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_dots_avx2, kv_accum_avx2,
+    dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_dots_avx2, kv_accum_avx2, f16_load_avx2, softmax_block_avx2,
 };
 
 const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }

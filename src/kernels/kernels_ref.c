@@ -108,7 +108,7 @@ static void kv_dots_ref(const float *q, uint32_t G, const float *cent, const uin
                         uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
     for (size_t t = 0; t < n; t++)
         for (uint32_t g = 0; g < G; g++)
-            dots[t * G + g] = (float)ip_codes_ref(q + (size_t)g * d, cent, codes + t * stride, d, bits, scratch);
+            dots[g * n + t] = (float)ip_codes_ref(q + (size_t)g * d, cent, codes + t * stride, d, bits, scratch);
 }
 
 static void kv_accum_ref(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
@@ -116,16 +116,35 @@ static void kv_accum_ref(const float *w, uint32_t G, const float *cent, const ui
     for (size_t t = 0; t < n; t++) {
         tq_unpack(codes + t * stride, d, bits, scratch);
         for (uint32_t g = 0; g < G; g++) {
-            float wg = w[t * G + g];
+            float wg = w[g * n + t];
             float *a = acc + (size_t)g * d;
             for (uint32_t j = 0; j < d; j++) a[j] += wg * cent[scratch[j]];
         }
     }
 }
 
+static void f16_load_ref(const uint8_t *src, size_t stride, size_t n, float *out) {
+    for (size_t t = 0; t < n; t++) out[t] = tq_f16_to_f32(tq_get_u16(src + t * stride));
+}
+
+static float softmax_block_ref(float *x, size_t n, float *m, double *sum) {
+    float mx = *m;
+    for (size_t t = 0; t < n; t++)
+        if (x[t] > mx) mx = x[t];
+    float rescale = *m == -INFINITY ? 0.0f : (float)exp((double)*m - (double)mx);
+    double s = 0.0;
+    for (size_t t = 0; t < n; t++) {
+        x[t] = (float)exp((double)x[t] - (double)mx);
+        s += x[t];
+    }
+    *m = mx;
+    *sum = s;
+    return rescale;
+}
+
 static const tq_kernel_table tq_ref_table = {
     "ref",      fwht_ref,   dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref,
-    dot_f64_ref, div_f32_ref, lookup_ref,       kv_dots_ref, kv_accum_ref,
+    dot_f64_ref, div_f32_ref, lookup_ref,       kv_dots_ref, kv_accum_ref, f16_load_ref, softmax_block_ref,
 };
 
 const tq_kernel_table *tq_kernels_ref(void) { return &tq_ref_table; }

@@ -501,12 +501,14 @@ typedef struct kv_item {
     float scale;
     tq_query *pq[KV_MAX_GROUP]; /* the G prepared queries (NULL beyond G) */
     float *qk[2];          /* MSE keys: G x part dim rotated queries, per part */
-    float *logit;          /* KV_BLOCK x G */
-    float *w;              /* KV_BLOCK x G weights (MSE values: times the factor) */
+    float *logit;          /* G x n logits of a block of n <= KV_BLOCK tokens, then their softmax weights */
+    float *w;              /* G x n: kernel dots, then MSE value weights (times the factor) */
+    float *f;              /* n stored factors of one part */
     float *acc[2];         /* G x part dim, rotated value domain, per part */
     float *accz[2];        /* G x part dim: weighted QJL sign sums, per part (PROD/QJL values) */
     float *accw;           /* G x D: window values */
-    double *m, *l;         /* G running max and sum */
+    float *m;              /* G running max */
+    double *l;             /* G running sum */
     uint8_t *rec, *scratch;
     float *v;              /* part dim floats */
     tq_work work;
@@ -521,6 +523,7 @@ static void item_free(kv_item *it) {
     }
     free(it->logit);
     free(it->w);
+    free(it->f);
     free(it->accw);
     free(it->m);
     free(it->l);
@@ -554,13 +557,14 @@ static tq_status item_alloc(kv_item *it, const tq_kv *kv, uint32_t G) {
     it->logit = malloc((size_t)KV_BLOCK * G * sizeof(float));
     it->w = malloc((size_t)KV_BLOCK * G * sizeof(float));
     it->accw = malloc((size_t)G * dmax * sizeof(float));
-    it->m = malloc(G * sizeof(double));
+    it->m = malloc(G * sizeof(float));
+    it->f = malloc(KV_BLOCK * sizeof(float));
     it->l = malloc(G * sizeof(double));
     size_t rmax = kv->side[0].rec > kv->side[1].rec ? kv->side[0].rec : kv->side[1].rec;
     it->rec = malloc(rmax);
     it->scratch = malloc(dmax + 64);
     it->v = malloc(dmax * sizeof(float));
-    bad |= !it->logit || !it->w || !it->accw || !it->m || !it->l || !it->rec || !it->scratch || !it->v;
+    bad |= !it->logit || !it->w || !it->f || !it->accw || !it->m || !it->l || !it->rec || !it->scratch || !it->v;
     if (bad) {
         item_free(it);
         return tq_fail(TQ_ERR_NOMEM, "out of memory for attention buffers");
@@ -586,43 +590,60 @@ static tq_status item_set(kv_item *it, uint32_t h, const float *q, float scale) 
         }
         if (!it->pq[g]) TQ_FORWARD(tq_query_create(kq, &it->pq[g]));
         TQ_FORWARD(tq_query_set(it->pq[g], q + (size_t)g * kv->D));
-        for (uint32_t p = 0; p < kq->nparts; p++) {
+        for (uint32_t p = 0; p < kq->nparts; p++) { /* the scale folded in: the kernels' dots are logits */
             uint32_t dp = kq->part[p].dim;
-            memcpy(it->qk[p] + (size_t)g * dp, tq_query_rotated(it->pq[g], p), dp * sizeof(float));
+            const float *r = tq_query_rotated(it->pq[g], p);
+            float *o = it->qk[p] + (size_t)g * dp;
+            for (uint32_t j = 0; j < dp; j++) o[j] = scale * r[j];
         }
     }
     return TQ_OK;
 }
 
-/* logit[(t - t0) * G + g] for tokens [t0, t1) (t1 - t0 <= KV_BLOCK); q: G x D plain queries. */
+/* The first stored factor of part p of n stored records at codes (stride srec), into out. */
+static void load_factors(const kv_side *sd, const uint8_t *codes, size_t n, uint32_t p, float *out) {
+    const uint8_t *src = codes + sd->part[p].dst_off;
+    if (sd->fsize == 2) {
+        tq_kernels()->f16_load(src, sd->srec, n, out);
+    } else {
+        for (size_t t = 0; t < n; t++) out[t] = tq_get_f32(src + t * sd->srec);
+    }
+}
+
+/* logit[g * n + (t - t0)] for tokens [t0, t1), n = t1 - t0 <= KV_BLOCK; q: G x D plain queries. */
 static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
     const tq_kv *kv = it->kv;
     const kv_side *sd = &kv->side[0];
     const tq_quantizer *kq = sd->q[it->h];
     const uint32_t G = it->G, D = kv->D;
+    const size_t n = t1 - t0;
     const tq_kernel_table *k = tq_kernels();
     size_t c1 = t1 < kv->ncomp ? t1 : kv->ncomp;
     if (t0 < c1) {
-        const uint8_t *codes = kv->side[0].codes[it->h];
-        size_t n = c1 - t0;
+        const uint8_t *codes = kv->side[0].codes[it->h] + t0 * sd->srec;
+        size_t nc = c1 - t0;
         if (sd->fast) {
-            for (size_t i = 0; i < n * G; i++) it->logit[i] = 0.0f;
             for (uint32_t p = 0; p < sd->nparts; p++) {
                 const tq_part *pt = &kq->part[p];
-                const kv_part_layout *l = &sd->part[p];
-                k->kv_dots(it->qk[p], G, pt->cb.centroids, codes + t0 * sd->srec + l->dst_off + sd->fsize, sd->srec,
-                           n, pt->dim, pt->mse_bits, it->scratch, it->w);
-                for (size_t t = 0; t < n; t++) {
-                    float f = stored_factor(sd, codes + (t0 + t) * sd->srec, p, 0);
-                    for (uint32_t g = 0; g < G; g++) it->logit[t * G + g] += f * it->w[t * G + g];
+                k->kv_dots(it->qk[p], G, pt->cb.centroids, codes + sd->part[p].dst_off + sd->fsize, sd->srec, nc,
+                           pt->dim, pt->mse_bits, it->scratch, it->w);
+                load_factors(sd, codes, nc, p, it->f);
+                for (uint32_t g = 0; g < G; g++) {
+                    float *lg = it->logit + (size_t)g * n;
+                    const float *dg = it->w + (size_t)g * nc;
+                    if (p == 0) {
+                        for (size_t t = 0; t < nc; t++) lg[t] = it->f[t] * dg[t];
+                    } else {
+                        for (size_t t = 0; t < nc; t++) lg[t] += it->f[t] * dg[t];
+                    }
                 }
             }
-            for (size_t i = 0; i < n * G; i++) it->logit[i] *= it->scale;
         } else {
-            for (size_t t = 0; t < n; t++) {
-                load_record(sd, codes + (t0 + t) * sd->srec, it->rec);
+            for (size_t t = 0; t < nc; t++) {
+                load_record(sd, codes + t * sd->srec, it->rec);
                 for (uint32_t g = 0; g < G; g++)
-                    it->logit[t * G + g] = (float)(it->scale * tq_query_ip_record(it->pq[g], it->rec, it->scratch, NULL));
+                    it->logit[(size_t)g * n + t] =
+                        (float)(it->scale * tq_query_ip_record(it->pq[g], it->rec, it->scratch, NULL));
             }
         }
     }
@@ -632,7 +653,7 @@ static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
             const float *qg = q + (size_t)g * D;
             double s = 0.0;
             for (uint32_t j = 0; j < D; j++) s += (double)qg[j] * kt[j];
-            it->logit[(t - t0) * G + g] = (float)(it->scale * s);
+            it->logit[(size_t)g * n + (t - t0)] = (float)(it->scale * s);
         }
     }
 }
@@ -672,48 +693,35 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
     const tq_kv *kv = it->kv;
     const uint32_t G = it->G, D = kv->D;
     const size_t n = t1 - t0;
+    const tq_kernel_table *k = tq_kernels();
     item_logits(it, q, t0, t1);
-    for (uint32_t g = 0; g < G; g++) {
-        double bm = -INFINITY;
-        for (size_t t = 0; t < n; t++)
-            if (it->logit[t * G + g] > bm) bm = it->logit[t * G + g];
-        if (bm > it->m[g]) {
-            if (it->l[g] > 0.0) {
-                float f = (float)exp(it->m[g] - bm);
-                item_rescale(it, g, f);
-                it->l[g] *= f;
-            }
-            it->m[g] = bm;
-        }
+    for (uint32_t g = 0; g < G; g++) { /* the logits become weights exp(logit - m) */
         double sum = 0.0;
-        for (size_t t = 0; t < n; t++) {
-            float e = (float)exp((double)it->logit[t * G + g] - it->m[g]);
-            it->logit[t * G + g] = e; /* the logit buffer now holds the weights */
-            sum += e;
-        }
-        it->l[g] += sum;
+        float rescale = k->softmax_block(it->logit + (size_t)g * n, n, &it->m[g], &sum);
+        if (it->l[g] > 0.0 && rescale != 1.0f) item_rescale(it, g, rescale);
+        it->l[g] = it->l[g] * rescale + sum;
     }
     const kv_side *sd = &kv->side[1];
     const tq_quantizer *vq = sd->q[it->h];
-    const tq_kernel_table *k = tq_kernels();
     size_t c1 = t1 < kv->ncomp ? t1 : kv->ncomp;
     if (t0 < c1) {
-        const uint8_t *codes = sd->codes[it->h];
+        const uint8_t *codes = sd->codes[it->h] + t0 * sd->srec;
         size_t nc = c1 - t0;
         if (sd->fast) {
             for (uint32_t p = 0; p < sd->nparts; p++) {
                 const tq_part *pt = &vq->part[p];
-                const kv_part_layout *l = &sd->part[p];
-                for (size_t t = 0; t < nc; t++) {
-                    float f = stored_factor(sd, codes + (t0 + t) * sd->srec, p, 0);
-                    for (uint32_t g = 0; g < G; g++) it->w[t * G + g] = it->logit[t * G + g] * f;
+                load_factors(sd, codes, nc, p, it->f);
+                for (uint32_t g = 0; g < G; g++) {
+                    const float *lg = it->logit + (size_t)g * n;
+                    float *wg = it->w + (size_t)g * nc;
+                    for (size_t t = 0; t < nc; t++) wg[t] = lg[t] * it->f[t];
                 }
-                k->kv_accum(it->w, G, pt->cb.centroids, codes + t0 * sd->srec + l->dst_off + sd->fsize, sd->srec, nc,
+                k->kv_accum(it->w, G, pt->cb.centroids, codes + sd->part[p].dst_off + sd->fsize, sd->srec, nc,
                             pt->dim, pt->mse_bits, it->scratch, it->acc[p]);
             }
         } else {
             for (size_t t = 0; t < nc; t++) {
-                load_record(sd, codes + (t0 + t) * sd->srec, it->rec);
+                load_record(sd, codes + t * sd->srec, it->rec);
                 for (uint32_t p = 0; p < sd->nparts; p++) {
                     const tq_part *pt = &vq->part[p];
                     uint32_t dp = pt->dim;
@@ -721,7 +729,7 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
                     tq_part_decode_rotated(vq, p, it->rec, &it->work, it->v, pt->has_qjl ? &zc : NULL);
                     const uint8_t *sg = it->rec + pt->offset + pt->off_sign;
                     for (uint32_t g = 0; g < G; g++) {
-                        float wt = it->logit[t * G + g];
+                        float wt = it->logit[(size_t)g * n + t];
                         float *a = it->acc[p] + (size_t)g * dp;
                         for (uint32_t j = 0; j < dp; j++) a[j] += wt * it->v[j];
                         if (pt->has_qjl) {
@@ -736,7 +744,7 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
     for (size_t t = t0 > c1 ? t0 : c1; t < t1; t++) { /* window values, plain domain */
         const float *vt = kv->win[1] + ((t - kv->ncomp) * kv->H + it->h) * D;
         for (uint32_t g = 0; g < G; g++) {
-            float wt = it->logit[(t - t0) * G + g], *a = it->accw + (size_t)g * D;
+            float wt = it->logit[(size_t)g * n + (t - t0)], *a = it->accw + (size_t)g * D;
             for (uint32_t j = 0; j < D; j++) a[j] += wt * vt[j];
         }
     }
@@ -793,7 +801,6 @@ static tq_status attend_range(void *ctx, size_t begin, size_t end) {
         item_reset(&it);
         for (size_t t0 = 0; t0 < limit; t0 += KV_BLOCK) {
             size_t t1 = limit - t0 > KV_BLOCK ? t0 + KV_BLOCK : limit;
-            /* a block never straddles the compressed/window boundary's kernels badly: item_logits splits it */
             item_block(&it, q, t0, t1);
         }
         item_finish(&it, j->out + (i * j->q_heads + (size_t)h * j->G) * kv->D);
@@ -851,9 +858,9 @@ tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint32_t q_heads, size_t
         for (size_t t0 = 0; t0 < ntok && st == TQ_OK; t0 += KV_BLOCK) {
             size_t t1 = ntok - t0 > KV_BLOCK ? t0 + KV_BLOCK : ntok;
             item_logits(&it, qh, t0, t1);
-            for (size_t t = t0; t < t1; t++)
-                for (uint32_t g = 0; g < G; g++)
-                    logits[((size_t)h * G + g) * ntok + t] = it.logit[(t - t0) * G + g];
+            for (uint32_t g = 0; g < G; g++)
+                memcpy(logits + ((size_t)h * G + g) * ntok + t0, it.logit + (size_t)g * (t1 - t0),
+                       (t1 - t0) * sizeof(float));
         }
     }
     item_free(&it);

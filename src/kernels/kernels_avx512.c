@@ -1,0 +1,182 @@
+/*
+ * kernels_avx512.c — the AVX-512 kernel table (x86-64, GCC or Clang): the
+ * AVX2 table with the kernels that gain from 512-bit registers replaced.
+ *
+ * As for AVX2, every function carries its own target attribute and the build
+ * adds no -mavx512*, so the file is in every x86-64 binary and its code runs
+ * only after dispatch.c has seen AVX512F/BW/VL in CPUID and ZMM state enabled
+ * by the OS (XCR0 bits 5-7).
+ *
+ * Replaced so far: the KV-cache kernels kv_dots and kv_accum for codes of 1
+ * to 4 bits in parts whose dimension is a multiple of 16 (every KV head of
+ * 64 or 128 channels, and the halves of their outlier splits). A 16-entry
+ * codebook fits one register, so one vpermps looks up 16 coordinates with no
+ * blend; indices come out of the packed planes with one variable shift.
+ * Other shapes go to the AVX2 kernels. Scores and sums are float FMAs, within
+ * the tolerances kernels.h states (the tests hold every table to them).
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <string.h>
+
+#define TQ_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define TQ_512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+enum { KV512_QBLOCK = 4, KV512_ABLOCK = 8 };
+
+/* Indices of coordinates 16g .. 16g+15 of a record whose planes start at p (pack.h layout), BITS <= 4, d the
+ * part dimension (for where the second plane of 3-bit codes starts). Only the low 4 bits of each lane matter
+ * to vpermps; widths below 4 are masked because their neighbours' bits sit above them. */
+TQ_512_INLINE __m512i idx16(const uint8_t *p, uint32_t d, uint32_t g, uint32_t BITS) {
+    if (BITS == 4) {
+        uint64_t v;
+        memcpy(&v, p + 8 * (size_t)g, 8);
+        const __m512i sel = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        const __m512i sh = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+        return _mm512_srlv_epi32(_mm512_permutexvar_epi32(sel, _mm512_set1_epi64((long long)v)), sh);
+    }
+    const __m512i sh2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i sh1 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    if (BITS == 2 || BITS == 3) {
+        uint32_t v;
+        memcpy(&v, p + 4 * (size_t)g, 4);
+        __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)v), sh2), _mm512_set1_epi32(3));
+        if (BITS == 2) return lo;
+        uint16_t u;
+        memcpy(&u, p + (size_t)d / 4 + 2 * (size_t)g, 2);
+        __m512i hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(u), sh1), _mm512_set1_epi32(1));
+        return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 2));
+    }
+    uint16_t u;
+    memcpy(&u, p + 2 * (size_t)g, 2);
+    return _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(u), sh1), _mm512_set1_epi32(1));
+}
+
+TQ_512_INLINE __m512 table16(const float *cent, uint32_t BITS) {
+    float t[16] = {0};
+    for (uint32_t k = 0; k < (1u << BITS); k++) t[k] = cent[k];
+    return _mm512_loadu_ps(t);
+}
+
+/* Sums of up to four accumulators, lane k = sum of a[k], stored to out[k * n]. */
+TQ_512_INLINE void hsum4_store(const __m512 *a, uint32_t gn, float *out, size_t n) {
+    __m256 y[4];
+    for (uint32_t k = 0; k < 4; k++) {
+        __m512 v = k < gn ? a[k] : _mm512_setzero_ps();
+        y[k] = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    }
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    float v[4];
+    _mm_storeu_ps(v, s);
+    for (uint32_t k = 0; k < gn; k++) out[k * n] = v[k];
+}
+
+/* GC: the query count as a compile-time constant (1..4, so the loops unroll and the accumulators stay in
+ * registers), or 0 for any G in blocks of four. */
+TQ_512_INLINE void kv_dots_t(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
+                             size_t n, uint32_t d, float *dots, uint32_t BITS, uint32_t GC) {
+    const __m512 tab = table16(cent, BITS);
+    const uint32_t ng = d / 16;
+    if (GC) G = GC;
+    for (size_t t = 0; t < n; t++) {
+        const uint8_t *rec = codes + t * stride;
+        for (uint32_t g0 = 0; g0 < G; g0 += KV512_QBLOCK) {
+            uint32_t gn = GC ? GC : (G - g0 < KV512_QBLOCK ? G - g0 : KV512_QBLOCK);
+            const float *qb = q + (size_t)g0 * d;
+            __m512 a[KV512_QBLOCK] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                                      _mm512_setzero_ps()};
+            for (uint32_t j = 0; j < ng; j++) {
+                __m512 c = _mm512_permutexvar_ps(idx16(rec, d, j, BITS), tab);
+                for (uint32_t k = 0; k < gn; k++)
+                    a[k] = _mm512_fmadd_ps(_mm512_loadu_ps(qb + (size_t)k * d + 16 * j), c, a[k]);
+            }
+            hsum4_store(a, gn, dots + (size_t)g0 * n + t, n);
+        }
+    }
+}
+
+TQ_512_INLINE void kv_accum_t(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
+                              size_t n, uint32_t d, float *acc, uint32_t BITS, uint32_t GC) {
+    const __m512 tab = table16(cent, BITS);
+    const uint32_t ng = d / 16;
+    if (GC) G = GC;
+    for (uint32_t j = 0; j < ng; j++) {
+        for (uint32_t g0 = 0; g0 < G; g0 += KV512_ABLOCK) {
+            uint32_t gn = GC ? GC : (G - g0 < KV512_ABLOCK ? G - g0 : KV512_ABLOCK);
+            __m512 a[KV512_ABLOCK];
+            for (uint32_t k = 0; k < gn; k++) a[k] = _mm512_loadu_ps(acc + (size_t)(g0 + k) * d + 16 * j);
+            for (size_t t = 0; t < n; t++) {
+                __m512 c = _mm512_permutexvar_ps(idx16(codes + t * stride, d, j, BITS), tab);
+                for (uint32_t k = 0; k < gn; k++)
+                    a[k] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)(g0 + k) * n + t]), c, a[k]);
+            }
+            for (uint32_t k = 0; k < gn; k++) _mm512_storeu_ps(acc + (size_t)(g0 + k) * d + 16 * j, a[k]);
+        }
+    }
+}
+
+#define KV512_BY_G(fn, BITS, ...)                                          \
+    switch (G) {                                                           \
+    case 1: fn(__VA_ARGS__, BITS, 1); break;                               \
+    case 2: fn(__VA_ARGS__, BITS, 2); break;                               \
+    case 3: fn(__VA_ARGS__, BITS, 3); break;                               \
+    case 4: fn(__VA_ARGS__, BITS, 4); break;                               \
+    default: fn(__VA_ARGS__, BITS, 0); break;                              \
+    }
+
+static const tq_kernel_table *avx2_table;
+
+TQ_512 static void kv_dots_avx512(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
+                                  size_t n, uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
+    if (d % 16 != 0 || bits > 4) {
+        avx2_table->kv_dots(q, G, cent, codes, stride, n, d, bits, scratch, dots);
+        return;
+    }
+    switch (bits) {
+    case 1: KV512_BY_G(kv_dots_t, 1, q, G, cent, codes, stride, n, d, dots) break;
+    case 2: KV512_BY_G(kv_dots_t, 2, q, G, cent, codes, stride, n, d, dots) break;
+    case 3: KV512_BY_G(kv_dots_t, 3, q, G, cent, codes, stride, n, d, dots) break;
+    default: KV512_BY_G(kv_dots_t, 4, q, G, cent, codes, stride, n, d, dots) break;
+    }
+}
+
+TQ_512 static void kv_accum_avx512(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
+                                   size_t stride, size_t n, uint32_t d, uint32_t bits, uint8_t *scratch, float *acc) {
+    if (d % 16 != 0 || bits > 4) {
+        avx2_table->kv_accum(w, G, cent, codes, stride, n, d, bits, scratch, acc);
+        return;
+    }
+    switch (bits) {
+    case 1: KV512_BY_G(kv_accum_t, 1, w, G, cent, codes, stride, n, d, acc) break;
+    case 2: KV512_BY_G(kv_accum_t, 2, w, G, cent, codes, stride, n, d, acc) break;
+    case 3: KV512_BY_G(kv_accum_t, 3, w, G, cent, codes, stride, n, d, acc) break;
+    default: KV512_BY_G(kv_accum_t, 4, w, G, cent, codes, stride, n, d, acc) break;
+    }
+}
+
+static tq_kernel_table avx512_table;
+static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
+
+static void avx512_fill(void) {
+    avx2_table = tq_kernels_avx2();
+    avx512_table = *avx2_table;
+    avx512_table.name = "avx512";
+    avx512_table.kv_dots = kv_dots_avx512;
+    avx512_table.kv_accum = kv_accum_avx512;
+}
+
+const tq_kernel_table *tq_kernels_avx512(void) {
+    pthread_once(&avx512_once, avx512_fill);
+    return &avx512_table;
+}
+
+#else
+
+const tq_kernel_table *tq_kernels_avx512(void) { return NULL; }
+
+#endif
