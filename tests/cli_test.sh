@@ -571,7 +571,7 @@ plan_check() {
     fi
 }
 FP16=$((2 * 30 * 3 * 64 * 8192 * 2))
-CODES=$(((32 + 26) * 3 * 30 * 8192))
+CODES=$(((32 + 26) * 3 * 30 * 8188))  # 4 sink tokens (the default) stay exact
 # shellcheck disable=SC2086
 plan_check "plan SmolLM2 3.5/3 bits" "
 assert d['fp16_bytes'] == $FP16 == 188743680, d['fp16_bytes']
@@ -580,33 +580,43 @@ assert (d['k_bytes_per_token_layer'], d['v_bytes_per_token_layer'], d['tq_bytes_
 assert d['fp16_bytes_per_token_layer'] == 2 * 3 * 64 * 2
 assert (d['k_bits_per_value'], d['v_bits_per_value']) == (32 * 8 / 64, 26 * 8 / 64) == (4.0, 3.25), d
 assert d['codes_bytes'] == $CODES, d
-assert (d['k_codes_bytes'], d['v_codes_bytes']) == (32 * 3 * 30 * 8192, 26 * 3 * 30 * 8192), d
-assert d['window_bytes'] == 0 and d['compressed_tokens'] == 8192, d
+assert (d['k_codes_bytes'], d['v_codes_bytes']) == (32 * 3 * 30 * 8188, 26 * 3 * 30 * 8188), d
+assert d['sinks'] == 4 and d['window_tokens'] == 4 and d['compressed_tokens'] == 8188, d
+assert d['window_bytes'] == 4 * 3 * 64 * 4 * 2 * 30, d
+assert d['center_bytes'] == 3 * 64 * 4 * 30, d  # keys centered: a float per channel, head and layer
 assert d['quantizers_per_head'] is True and d['k_outlier_channels'] == 32 and d['v_outlier_channels'] == 0, d
 assert 0 < d['quantizer_bytes_per_set'] < 4096, d  # per head: the cache picks outliers per head
-assert d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 3 * 30, d
-assert d['tq_bytes'] == $CODES + d['quantizer_bytes'], d
+assert d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 3 * 30 + d['center_bytes'], d
+assert d['tq_bytes'] == $CODES + d['window_bytes'] + d['quantizer_bytes'], d
 assert all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in d if k.endswith('_bytes')), d
 assert abs(d['compression_ratio'] - $FP16 / d['tq_bytes']) < 1e-6 and 4.3 < d['compression_ratio'] < 4.5, d
-assert d['fit_context'] == ($FP16 - d['quantizer_bytes']) // (174 * 30), d
+assert d['fit_context'] == 4 + ($FP16 - d['quantizer_bytes'] - d['window_bytes']) // (174 * 30), d
 assert d['more_tokens'] == d['fit_context'] - 8192, d
 " $SMOL --k-bits 3.5 --v-bits 3
-# window W: W tokens per sequence stay float32 (H*D*4*2 bytes per layer), the rest compressed; batch multiplies both;
+# window W (+ the 4 default sinks): W + 4 tokens per sequence stay float32 (H*D*4*2 bytes per layer), the rest
+# compressed; batch multiplies both;
 # f32 factors: K 16+12+4+4 = 36 B, V 24+4 = 28 B per head
 # shellcheck disable=SC2086
 plan_check "plan with --window, --batch, --factors f32" "
 assert d['fp16_bytes'] == 2 * 30 * 3 * 64 * 8192 * 2 * 2, d
 assert (d['k_bytes_per_head'], d['v_bytes_per_head']) == (36, 28), d
-assert d['window_tokens'] == 128 and d['compressed_tokens'] == 8192 - 128, d
-assert d['window_bytes'] == 128 * 3 * 64 * 4 * 2 * 30 * 2, d
-assert d['codes_bytes'] == (36 + 28) * 3 * 30 * 2 * (8192 - 128), d
+assert d['window_tokens'] == 132 and d['compressed_tokens'] == 8192 - 132, d  # window 128 + 4 sinks
+assert d['window_bytes'] == 132 * 3 * 64 * 4 * 2 * 30 * 2, d
+assert d['codes_bytes'] == (36 + 28) * 3 * 30 * 2 * (8192 - 132), d
 assert d['tq_bytes'] == d['codes_bytes'] + d['window_bytes'] + d['quantizer_bytes'], d
 " $SMOL --k-bits 3.5 --v-bits 3 --window 128 --batch 2 --factors f32
+# --sinks 0: every token compressed
+# shellcheck disable=SC2086
+plan_check "plan --sinks 0" "
+assert d['sinks'] == 0 and d['compressed_tokens'] == 8192 and d['window_bytes'] == 0, d
+assert d['codes_bytes'] == (32 + 26) * 3 * 30 * 8192, d
+" $SMOL --k-bits 3.5 --v-bits 3 --sinks 0
 # a window longer than the context: everything exact at float32, twice fp16; integer bits share the quantizers
 # shellcheck disable=SC2086
 plan_check "plan: window beyond the context" "
 assert d['codes_bytes'] == 0 and d['window_bytes'] == 100 * 3 * 64 * 4 * 2 * 30, d
-assert d['quantizers_per_head'] is False and d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 30, d
+assert d['quantizers_per_head'] is False, d
+assert d['quantizer_bytes'] == d['quantizer_bytes_per_set'] * 30 + d['center_bytes'], d
 assert d['compression_ratio'] < 0.5 and d['more_tokens'] < 0, d
 " --layers 30 --kv-heads 3 --head-dim 64 --context 100 --k-bits 4 --v-bits 4 --window 1000
 # prod at 3 bits: 2-bit MSE (16 B) + 1 QJL bit (8 B) + norm and gamma (2 + 2) = 28 B; qjl at 1 bit: 8 B + norm = 10 B

@@ -2511,10 +2511,11 @@ static const char PLAN_HELP[] =
     "every byte of metadata counted; nothing is allocated but one empty cache.\n"
     "  fp16    2*L*H*D*T*B*2 bytes: K and V, 2 bytes a value\n"
     "  tq      codes: tq_kv_token_bytes (packed indices, signs and per-token factors of\n"
-    "          all H heads, K and V) for each of the T - min(W,T) compressed tokens, per\n"
-    "          layer and sequence; plus the exact window: min(W,T)*H*D*4*2 bytes per\n"
-    "          layer and sequence (float32); plus the quantizers (rotations, codebooks,\n"
-    "          QJL matrices, outlier channel lists) of every layer. With an outlier\n"
+    "          all H heads, K and V) for each of the T - min(S+W,T) compressed tokens,\n"
+    "          per layer and sequence; plus the exact sink and window tokens:\n"
+    "          min(S+W,T)*H*D*4*2 bytes per layer and sequence (float32); plus the\n"
+    "          key centers (H*D*4 bytes per layer) and the quantizers (rotations,\n"
+    "          codebooks, QJL matrices, outlier channel lists) of every layer. With an outlier\n"
     "          split (fractional bits) the cache picks each head's outlier channels from\n"
     "          the prompt and builds quantizers per head: counted H times per layer (an\n"
     "          upper bound: a side without a split shares one). Without a split one set\n"
@@ -2537,6 +2538,7 @@ static const char PLAN_HELP[] =
     "  --v-variant V     mse | prod | qjl (default mse)\n"
     "  --factors F       f16 | f32: precision of the per-token factors (default f16)\n"
     "  --window W        the W most recent tokens stay exact, float32 (default 0)\n"
+    "  --sinks S         the first S tokens stay exact, float32: attention sinks (default 4, as tq_kv)\n"
     "  --json            one JSON object: every figure, bytes as integers\n"
     "\n"
     "example (SmolLM2-135M):\n"
@@ -2605,7 +2607,7 @@ static int plan_side(const char *opt, const char *vopt, double bits, int variant
 }
 
 static int cmd_plan(int argc, char **argv, int first) {
-    uint64_t layers = 0, heads = 0, dim = 0, context = 0, batch = 1, window = 0;
+    uint64_t layers = 0, heads = 0, dim = 0, context = 0, batch = 1, window = 0, sinks = 4;
     double kbits = 0.0, vbits = 0.0;
     int kvar = TQ_VARIANT_MSE, vvar = TQ_VARIANT_MSE, factors = TQ_KV_FACTOR_F16, json = 0;
     for (int i = first; i < argc; i++) {
@@ -2631,6 +2633,9 @@ static int cmd_plan(int argc, char **argv, int first) {
                 return EXIT_USAGE;
         } else if (opt_is(a, "--batch")) {
             if (!(v = opt_value(argc, argv, &i, "--batch")) || parse_u64("--batch", v, 1, UINT32_MAX, &batch))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--sinks")) {
+            if (!(v = opt_value(argc, argv, &i, "--sinks")) || parse_u64("--sinks", v, 0, UINT32_MAX, &sinks))
                 return EXIT_USAGE;
         } else if (opt_is(a, "--window")) {
             if (!(v = opt_value(argc, argv, &i, "--window")) || parse_u64("--window", v, 0, UINT32_MAX, &window))
@@ -2672,6 +2677,7 @@ static int cmd_plan(int argc, char **argv, int first) {
         return EXIT_USAGE;
     cfg.factors = (tq_kv_factor)factors;
     cfg.window = (uint32_t)window;
+    cfg.sinks = (uint32_t)sinks;
     size_t tok_bytes = 0, kb = 0, vb = 0;
     tq_status s = tq_kv_token_bytes(&cfg, &tok_bytes, &kb, &vb);
     if (s != TQ_OK) { /* a config the arguments made: a usage error, unless memory ran out */
@@ -2685,6 +2691,7 @@ static int cmd_plan(int argc, char **argv, int first) {
     tq_kv_config probe = cfg;
     probe.outliers = TQ_KV_OUTLIERS_FIXED;
     probe.window = 0;
+    probe.sinks = 0;
     probe.capacity = 1;
     tq_kv *kv = NULL;
     tq_kv_memory mem;
@@ -2692,10 +2699,11 @@ static int cmd_plan(int argc, char **argv, int first) {
     if (s == TQ_OK) s = tq_kv_memory_usage(kv, &mem);
     tq_kv_free(kv);
     if (s != TQ_OK) return lib_error(s, "cannot build the quantizers");
-    uint64_t q_layer = mem.quantizers;
+    uint64_t q_layer = mem.quantizers, centers = mem.centers;
 
-    const uint64_t L = layers, H = heads, D = dim, T = context, B = batch;
-    const uint64_t W = window < T ? window : T, Tc = T - W;
+    /* exact tokens: the sinks (first tokens) and the window (last tokens), float32 */
+    const uint64_t L = layers, H = heads, D = dim, T = context, B = batch, exact = window + sinks;
+    const uint64_t W = exact < T ? exact : T, Tc = T - W;
     uint64_t fp16_tok = H * D * 2 * 2; /* one token, one layer, K and V: below 2^31 */
     uint64_t fp16 = fp16_tok, codes = tok_bytes, kcodes = (uint64_t)kb * H, vcodes = (uint64_t)vb * H;
     uint64_t win_tok = H * D * 4 * 2, quant = q_layer, tqb = 0, comp_tok = tok_bytes;
@@ -2705,7 +2713,8 @@ static int cmd_plan(int argc, char **argv, int first) {
     over = over || plan_mul(&codes, L) || plan_mul(&codes, B) || plan_mul(&codes, Tc) || plan_mul(&kcodes, L) ||
            plan_mul(&kcodes, B) || plan_mul(&kcodes, Tc) || plan_mul(&vcodes, L) || plan_mul(&vcodes, B) ||
            plan_mul(&vcodes, Tc) || plan_mul(&window_bytes, W) || plan_mul(&quant, per_head ? H * L : L) ||
-           plan_add(&tqb, codes) || plan_add(&tqb, window_bytes) || plan_add(&tqb, quant);
+           plan_mul(&centers, L) || plan_add(&quant, centers) || plan_add(&tqb, codes) ||
+           plan_add(&tqb, window_bytes) || plan_add(&tqb, quant);
     if (over) {
         msg_error("a cache of %llu layers x %llu heads x %llu dims x %llu tokens x batch %llu is beyond 2^63 bytes",
                   (unsigned long long)L, (unsigned long long)H, (unsigned long long)D, (unsigned long long)T,
@@ -2716,10 +2725,10 @@ static int cmd_plan(int argc, char **argv, int first) {
     uint64_t fit = 0;
     if (fp16 > quant) {
         uint64_t budget = fp16 - quant, w = budget / win_tok;
-        if (w < window)
+        if (w < exact)
             fit = w;
         else
-            fit = window + (budget - window * win_tok) / comp_tok;
+            fit = exact + (budget - exact * win_tok) / comp_tok;
     }
     int64_t more = (int64_t)fit - (int64_t)T;
     double ratio = tqb ? (double)fp16 / (double)tqb : 0.0;
@@ -2727,9 +2736,9 @@ static int cmd_plan(int argc, char **argv, int first) {
 
     if (json) {
         printf("{\"layers\": %llu, \"kv_heads\": %llu, \"head_dim\": %llu, \"context\": %llu, \"batch\": %llu, "
-               "\"window\": %llu, \"k_bits\": ",
+               "\"window\": %llu, \"sinks\": %llu, \"k_bits\": ",
                (unsigned long long)L, (unsigned long long)H, (unsigned long long)D, (unsigned long long)T,
-               (unsigned long long)B, (unsigned long long)window);
+               (unsigned long long)B, (unsigned long long)window, (unsigned long long)sinks);
         json_num(stdout, kbits);
         printf(", \"v_bits\": ");
         json_num(stdout, vbits);
@@ -2743,10 +2752,11 @@ static int cmd_plan(int argc, char **argv, int first) {
                cfg.value.outlier_count);
         printf(", \"fp16_bytes\": %llu, \"tq_bytes\": %llu, \"codes_bytes\": %llu, \"k_codes_bytes\": %llu, "
                "\"v_codes_bytes\": %llu, \"window_bytes\": %llu, \"quantizer_bytes\": %llu, "
-               "\"quantizer_bytes_per_set\": %llu, \"quantizers_per_head\": %s",
+               "\"quantizer_bytes_per_set\": %llu, \"center_bytes\": %llu, \"quantizers_per_head\": %s",
                (unsigned long long)fp16, (unsigned long long)tqb, (unsigned long long)codes,
                (unsigned long long)kcodes, (unsigned long long)vcodes, (unsigned long long)window_bytes,
-               (unsigned long long)quant, (unsigned long long)q_layer, per_head ? "true" : "false");
+               (unsigned long long)quant, (unsigned long long)q_layer, (unsigned long long)centers,
+               per_head ? "true" : "false");
         printf(", \"compressed_tokens\": %llu, \"window_tokens\": %llu", (unsigned long long)Tc,
                (unsigned long long)W);
         printf(", \"fp16_bytes_per_token_layer\": %llu, \"tq_bytes_per_token_layer\": %zu, "
@@ -2774,7 +2784,8 @@ static int cmd_plan(int argc, char **argv, int first) {
             printf(" (%u channels at %u bits, %u at %u)", c->outlier_count, c->outlier_bits,
                    (unsigned)D - c->outlier_count, c->bits);
     }
-    printf("; %s factors; window %llu\n\n", name_of(KV_FACTORS, factors), (unsigned long long)window);
+    printf("; %s factors; %llu sink tokens; window %llu\n\n", name_of(KV_FACTORS, factors),
+           (unsigned long long)sinks, (unsigned long long)window);
     printf("  %-30s %14s %14s\n", "", "fp16", "tq");
     printf("  %-30s %14llu %14llu  (%zu per head)\n", "K bytes per token per layer",
            (unsigned long long)(fp16_tok / 2), (unsigned long long)(kb * H), kb);
@@ -2786,14 +2797,15 @@ static int cmd_plan(int argc, char **argv, int first) {
     fmt_bytes(f2, sizeof f2, fp16);
     printf("  %-30s %14s %14s  (%llu compressed tokens)\n", "K and V codes", f2, f1, (unsigned long long)Tc);
     fmt_bytes(f1, sizeof f1, window_bytes);
-    printf("  %-30s %14s %14s  (%llu tokens)\n", "exact window (float32)", "-", f1, (unsigned long long)W);
+    printf("  %-30s %14s %14s  (%llu tokens)\n", "exact sinks + window (float32)", "-", f1, (unsigned long long)W);
     fmt_bytes(f1, sizeof f1, quant);
     fmt_bytes(f3, sizeof f3, q_layer);
     if (per_head)
-        printf("  %-30s %14s %14s  (a K+V set of %s x %llu heads x %llu layers: an upper bound)\n", "quantizers", "-",
-               f1, f3, (unsigned long long)H, (unsigned long long)L);
+        printf("  %-30s %14s %14s  (a K+V set of %s x %llu heads x %llu layers, an upper bound, + centers)\n",
+               "quantizers and centers", "-", f1, f3, (unsigned long long)H, (unsigned long long)L);
     else
-        printf("  %-30s %14s %14s  (a K+V set of %s per layer, shared by the heads)\n", "quantizers", "-", f1, f3);
+        printf("  %-30s %14s %14s  (a K+V set of %s per layer, shared by the heads, + centers)\n",
+               "quantizers and centers", "-", f1, f3);
     fmt_bytes(f1, sizeof f1, tqb);
     printf("  %-30s %14s %14s\n", "total", f2, f1);
     printf("  %-30s %14llu %14llu\n", "total bytes", (unsigned long long)fp16, (unsigned long long)tqb);

@@ -70,9 +70,13 @@ struct tq_kv {
     uint32_t H, D;
     kv_side side[2];   /* 0 keys, 1 values */
     int built;         /* quantizers exist (FIRST with a split: after the first append) */
+    int primed;        /* the first append happened (centers computed) */
+    float *center[2];  /* centered sides: [H][D] means of the first append's keys / values; else NULL */
     size_t length, ncomp, cap;
+    float *sink[2];    /* [sinks][H][D]: keys, values of the first nsink tokens, exact */
+    size_t nsink;
     float *win[2];     /* [window][H][D]: keys, values of the nwin most recent tokens, oldest first */
-    size_t nwin;
+    size_t nwin;       /* tokens: [0, nsink) sinks, then ncomp compressed, then nwin in the window */
 };
 
 /* ------------------------------------------------------------------ config */
@@ -93,6 +97,8 @@ void tq_kv_config_init(tq_kv_config *cfg, uint32_t kv_heads, uint32_t head_dim, 
     cfg->value.seed = 1;
     cfg->factors = TQ_KV_FACTOR_F16;
     cfg->outliers = TQ_KV_OUTLIERS_FIRST;
+    cfg->center = TQ_KV_CENTER_KEYS;
+    cfg->sinks = 4;
     tq_clear_error();
 }
 
@@ -108,8 +114,11 @@ static tq_status validate(const tq_kv_config *cfg) {
                  (int)cfg->factors);
     TQ_RETURN_IF((unsigned)cfg->outliers > TQ_KV_OUTLIERS_FIRST, TQ_ERR_INVALID_ARG, "unknown outlier mode %d",
                  (int)cfg->outliers);
+    TQ_RETURN_IF((unsigned)cfg->center > TQ_KV_CENTER_BOTH, TQ_ERR_INVALID_ARG, "unknown center mode %d",
+                 (int)cfg->center);
     size_t total;
-    TQ_RETURN_IF(!tq_mul_size((size_t)cfg->kv_heads * cfg->head_dim, (size_t)cfg->window + cfg->capacity, &total) ||
+    TQ_RETURN_IF(!tq_mul_size((size_t)cfg->kv_heads * cfg->head_dim,
+                              (size_t)cfg->window + cfg->capacity + cfg->sinks, &total) ||
                      !tq_mul_size(total, 2 * sizeof(float), &total),
                  TQ_ERR_SIZE, "window %u and capacity %u are too large", cfg->window, cfg->capacity);
     for (int s = 0; s < 2; s++) {
@@ -198,7 +207,9 @@ void tq_kv_free(tq_kv *kv) {
             for (uint32_t h = 0; h < kv->H; h++) free(sd->codes[h]);
         free(sd->codes);
         free(kv->win[s]);
+        free(kv->sink[s]);
         free(kv->outl[s]);
+        free(kv->center[s]);
     }
     free(kv);
 }
@@ -254,6 +265,14 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
             sd->codes[h] = malloc(kv->cap * per_tok[s]);
             if (!sd->codes[h]) st = tq_fail(TQ_ERR_NOMEM, "out of memory for %zu tokens of codes", kv->cap);
         }
+        if ((cfg->center >> s) & 1u) {
+            kv->center[s] = calloc((size_t)kv->H * kv->D, sizeof(float));
+            if (!kv->center[s]) st = tq_fail(TQ_ERR_NOMEM, "out of memory for centers");
+        }
+        if (cfg->sinks && st == TQ_OK) {
+            kv->sink[s] = malloc((size_t)cfg->sinks * kv->H * kv->D * sizeof(float));
+            if (!kv->sink[s]) st = tq_fail(TQ_ERR_NOMEM, "out of memory for %u sink tokens", cfg->sinks);
+        }
         if (cfg->window && st == TQ_OK) {
             kv->win[s] = malloc((size_t)cfg->window * kv->H * kv->D * sizeof(float));
             if (!kv->win[s]) st = tq_fail(TQ_ERR_NOMEM, "out of memory for a %u-token window", cfg->window);
@@ -303,9 +322,9 @@ tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *out) {
     out->compressed = kv->ncomp;
     out->key_codes = kv->ncomp * kv->side[0].srec * H;
     out->value_codes = kv->ncomp * kv->side[1].srec * H;
-    out->window = kv->nwin * H * D * 2 * sizeof(float);
+    out->window = (kv->nwin + kv->nsink) * H * D * 2 * sizeof(float);
     out->reserved = (kv->cap - kv->ncomp) * (kv->side[0].srec + kv->side[1].srec) * H +
-                    (kv->cfg.window - kv->nwin) * H * D * 2 * sizeof(float);
+                    (kv->cfg.window - kv->nwin + kv->cfg.sinks - kv->nsink) * H * D * 2 * sizeof(float);
     for (int s = 0; s < 2; s++) {
         const kv_side *sd = &kv->side[s];
         uint32_t nq = sd->shared ? 1 : kv->H;
@@ -314,7 +333,9 @@ tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *out) {
             if (sd->q[h] && tq_quantizer_serialized_size(sd->q[h], &qs) == TQ_OK) out->quantizers += qs;
         }
     }
-    out->total = out->key_codes + out->value_codes + out->window + out->reserved + out->quantizers;
+    for (int s = 0; s < 2; s++)
+        if (kv->center[s]) out->centers += (uint64_t)H * D * sizeof(float);
+    out->total = out->key_codes + out->value_codes + out->window + out->reserved + out->quantizers + out->centers;
     return TQ_OK;
 }
 
@@ -371,7 +392,37 @@ static void load_record(const kv_side *sd, const uint8_t *srec, uint8_t *rec) {
     }
 }
 
-/* TQ_KV_OUTLIERS_FIRST: per head, the channels of largest mean square over the first append. */
+/* Centers (per head, the mean of the n tokens) of the centered sides. */
+static void compute_centers(tq_kv *kv, const float *keys, const float *values, size_t n) {
+    const uint32_t H = kv->H, D = kv->D;
+    for (int s = 0; s < 2; s++) {
+        if (!kv->center[s]) continue;
+        const float *x = s ? values : keys;
+        for (size_t i = 0; i < (size_t)H * D; i++) {
+            double sum = 0.0;
+            for (size_t t = 0; t < n; t++) sum += x[t * H * D + i];
+            kv->center[s][i] = (float)(sum / (double)n);
+        }
+    }
+}
+
+/* Head h of n tokens of x ([n][H][D]), minus side s's center when it has one, into out ([n][D]). */
+static void gather_head(const tq_kv *kv, int s, const float *x, size_t n, uint32_t h, float *out) {
+    const uint32_t H = kv->H, D = kv->D;
+    const float *c = kv->center[s] ? kv->center[s] + (size_t)h * D : NULL;
+    for (size_t t = 0; t < n; t++) {
+        const float *src = x + (t * H + h) * D;
+        float *o = out + t * D;
+        if (c) {
+            for (uint32_t j = 0; j < D; j++) o[j] = src[j] - c[j];
+        } else {
+            memcpy(o, src, D * sizeof(float));
+        }
+    }
+}
+
+/* TQ_KV_OUTLIERS_FIRST: per head, the channels of largest mean square over the first append (after
+ * centering, so the channels of largest variance). */
 static tq_status build_first(tq_kv *kv, const float *keys, const float *values, size_t n) {
     const uint32_t H = kv->H, D = kv->D;
     float *tmp = malloc(n * D * sizeof(float));
@@ -387,7 +438,7 @@ static tq_status build_first(tq_kv *kv, const float *keys, const float *values, 
         const float *x = s ? values : keys;
         sd->shared = 0;
         for (uint32_t h = 0; h < H && st == TQ_OK; h++) {
-            for (size_t t = 0; t < n; t++) memcpy(tmp + t * D, x + (t * H + h) * D, D * sizeof(float));
+            gather_head(kv, s, x, n, h, tmp);
             st = tq_select_outliers(tmp, n, D, c.outlier_count, ch);
             c.outlier_channels = ch;
             if (st == TQ_OK) st = tq_quantizer_create(&c, &sd->q[h]);
@@ -432,10 +483,8 @@ static tq_status encode_tokens(tq_kv *kv, int s, const float *fresh, size_t from
     uint8_t *recs = malloc(count * sd->rec);
     tq_status st = (tmp && recs) ? TQ_OK : tq_fail(TQ_ERR_NOMEM, "out of memory encoding %zu tokens", count);
     for (uint32_t h = 0; h < H && st == TQ_OK; h++) {
-        for (size_t t = 0; t < count; t++) {
-            const float *src = t < from_win ? kv->win[s] + (t * H + h) * D : fresh + ((t - from_win) * H + h) * D;
-            memcpy(tmp + t * D, src, D * sizeof(float));
-        }
+        gather_head(kv, s, kv->win[s], from_win, h, tmp);
+        gather_head(kv, s, fresh, count - from_win, h, tmp + from_win * D);
         st = tq_encode(sd->q[h], tmp, count, recs);
         for (size_t t = 0; t < count && st == TQ_OK; t++)
             st = store_record(sd, recs + t * sd->rec, sd->codes[h] + (kv->ncomp + t) * sd->srec);
@@ -457,9 +506,20 @@ tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t
                  TQ_ERR_SIZE, "n = %zu tokens is too large", n);
     TQ_FORWARD(check_finite(keys, n, H, D, "key"));
     TQ_FORWARD(check_finite(values, n, H, D, "value"));
+    /* the first `sinks` tokens stay exact; the rest go through the window to the codes */
+    const size_t tok = (size_t)H * D;
+    size_t to_sink = kv->nsink < kv->cfg.sinks ? kv->cfg.sinks - kv->nsink : 0;
+    if (to_sink > n) to_sink = n;
+    const float *keys_all = keys, *values_all = values;
+    size_t n_all = n;
+    keys += to_sink * tok;
+    values += to_sink * tok;
+    n -= to_sink;
     int built_now = 0;
+    /* centers and outlier channels from the first append, its sink tokens left out when there is more */
+    if (!kv->primed) compute_centers(kv, n ? keys : keys_all, n ? values : values_all, n ? n : n_all);
     if (!kv->built) {
-        TQ_FORWARD(build_first(kv, keys, values, n));
+        TQ_FORWARD(build_first(kv, n ? keys : keys_all, n ? values : values_all, n ? n : n_all));
         built_now = 1;
     }
     const size_t W = kv->cfg.window;
@@ -476,9 +536,12 @@ tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t
         return st;
     }
     kv->built = 1;
+    kv->primed = 1;
+    for (int s = 0; s < 2 && to_sink; s++)
+        memcpy(kv->sink[s] + kv->nsink * tok, s ? values_all : keys_all, to_sink * tok * sizeof(float));
+    kv->nsink += to_sink;
     /* commit: the window keeps the last min(nwin + n, W) tokens of (window, new) */
     size_t keep = kv->nwin + n - evict, keep_new = n < keep ? n : keep, keep_old = keep - keep_new;
-    size_t tok = (size_t)H * D;
     for (int s = 0; s < 2 && W; s++) {
         const float *fresh = s ? values : keys;
         memmove(kv->win[s], kv->win[s] + (kv->nwin - keep_old) * tok, keep_old * tok * sizeof(float));
@@ -486,7 +549,7 @@ tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t
     }
     kv->nwin = keep;
     kv->ncomp += evict;
-    kv->length += n;
+    kv->length += n_all;
     return TQ_OK;
 }
 
@@ -507,6 +570,8 @@ typedef struct kv_item {
     float *acc[2];         /* G x part dim, rotated value domain, per part */
     float *accz[2];        /* G x part dim: weighted QJL sign sums, per part (PROD/QJL values) */
     float *accw;           /* G x D: window values */
+    float *qc;             /* G: scale * <q, c_k> (centered keys: added to the compressed tokens' logits) */
+    double *lc;            /* G: running sum of the compressed tokens' weights (centered values) */
     float *m;              /* G running max */
     double *l;             /* G running sum */
     uint8_t *rec, *scratch;
@@ -526,6 +591,8 @@ static void item_free(kv_item *it) {
     free(it->f);
     free(it->accw);
     free(it->m);
+    free(it->qc);
+    free(it->lc);
     free(it->l);
     free(it->rec);
     free(it->scratch);
@@ -558,13 +625,15 @@ static tq_status item_alloc(kv_item *it, const tq_kv *kv, uint32_t G) {
     it->w = malloc((size_t)KV_BLOCK * G * sizeof(float));
     it->accw = malloc((size_t)G * dmax * sizeof(float));
     it->m = malloc(G * sizeof(float));
+    it->qc = malloc(G * sizeof(float));
+    it->lc = malloc(G * sizeof(double));
     it->f = malloc(KV_BLOCK * sizeof(float));
     it->l = malloc(G * sizeof(double));
     size_t rmax = kv->side[0].rec > kv->side[1].rec ? kv->side[0].rec : kv->side[1].rec;
     it->rec = malloc(rmax);
     it->scratch = malloc(dmax + 64);
     it->v = malloc(dmax * sizeof(float));
-    bad |= !it->logit || !it->w || !it->f || !it->accw || !it->m || !it->l || !it->rec || !it->scratch || !it->v;
+    bad |= !it->logit || !it->w || !it->f || !it->qc || !it->lc || !it->accw || !it->m || !it->l || !it->rec || !it->scratch || !it->v;
     if (bad) {
         item_free(it);
         return tq_fail(TQ_ERR_NOMEM, "out of memory for attention buffers");
@@ -589,7 +658,15 @@ static tq_status item_set(kv_item *it, uint32_t h, const float *q, float scale) 
             it->pq[g] = NULL;
         }
         if (!it->pq[g]) TQ_FORWARD(tq_query_create(kq, &it->pq[g]));
-        TQ_FORWARD(tq_query_set(it->pq[g], q + (size_t)g * kv->D));
+        const float *qg = q + (size_t)g * kv->D;
+        TQ_FORWARD(tq_query_set(it->pq[g], qg));
+        it->qc[g] = 0.0f;
+        if (kv->center[0]) {
+            const float *c = kv->center[0] + (size_t)h * kv->D;
+            double dot = 0.0;
+            for (uint32_t j = 0; j < kv->D; j++) dot += (double)qg[j] * c[j];
+            it->qc[g] = (float)(scale * dot);
+        }
         for (uint32_t p = 0; p < kq->nparts; p++) { /* the scale folded in: the kernels' dots are logits */
             uint32_t dp = kq->part[p].dim;
             const float *r = tq_query_rotated(it->pq[g], p);
@@ -610,18 +687,58 @@ static void load_factors(const kv_side *sd, const uint8_t *codes, size_t n, uint
     }
 }
 
+/* The three segments of tokens [t0, t1): exact sinks [t0, s1), codes [s1, c1), exact window [c1, t1). */
+static void item_segments(const tq_kv *kv, size_t t0, size_t t1, size_t *s1, size_t *c1) {
+    size_t a = kv->nsink, b = kv->nsink + kv->ncomp;
+    *s1 = t1 < a ? t1 : a;
+    if (*s1 < t0) *s1 = t0;
+    *c1 = t1 < b ? t1 : b;
+    if (*c1 < *s1) *c1 = *s1;
+}
+
+/* Exact logits of tokens [a, b) (rows t - base of buf, [*][H][D]) into the block's rows at t - t0. */
+static void exact_logits(kv_item *it, const float *q, const float *buf, size_t base, size_t a, size_t b, size_t t0,
+                         size_t n) {
+    const tq_kv *kv = it->kv;
+    const uint32_t D = kv->D;
+    for (size_t t = a; t < b; t++) {
+        const float *kt = buf + ((t - base) * kv->H + it->h) * D;
+        for (uint32_t g = 0; g < it->G; g++) {
+            const float *qg = q + (size_t)g * D;
+            double s = 0.0;
+            for (uint32_t j = 0; j < D; j++) s += (double)qg[j] * kt[j];
+            it->logit[(size_t)g * n + (t - t0)] = (float)(it->scale * s);
+        }
+    }
+}
+
+/* Exact values of tokens [a, b), weighted by the block's weights, into accw. */
+static void exact_values(kv_item *it, const float *buf, size_t base, size_t a, size_t b, size_t t0, size_t n) {
+    const tq_kv *kv = it->kv;
+    const uint32_t D = kv->D;
+    for (size_t t = a; t < b; t++) {
+        const float *vt = buf + ((t - base) * kv->H + it->h) * D;
+        for (uint32_t g = 0; g < it->G; g++) {
+            float wt = it->logit[(size_t)g * n + (t - t0)], *acc = it->accw + (size_t)g * D;
+            for (uint32_t j = 0; j < D; j++) acc[j] += wt * vt[j];
+        }
+    }
+}
+
 /* logit[g * n + (t - t0)] for tokens [t0, t1), n = t1 - t0 <= KV_BLOCK; q: G x D plain queries. */
 static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
     const tq_kv *kv = it->kv;
     const kv_side *sd = &kv->side[0];
     const tq_quantizer *kq = sd->q[it->h];
-    const uint32_t G = it->G, D = kv->D;
+    const uint32_t G = it->G;
     const size_t n = t1 - t0;
     const tq_kernel_table *k = tq_kernels();
-    size_t c1 = t1 < kv->ncomp ? t1 : kv->ncomp;
-    if (t0 < c1) {
-        const uint8_t *codes = kv->side[0].codes[it->h] + t0 * sd->srec;
-        size_t nc = c1 - t0;
+    size_t s1, c1;
+    item_segments(kv, t0, t1, &s1, &c1);
+    exact_logits(it, q, kv->sink[0], 0, t0, s1, t0, n);
+    if (s1 < c1) {
+        const uint8_t *codes = sd->codes[it->h] + (s1 - kv->nsink) * sd->srec;
+        size_t nc = c1 - s1, off = s1 - t0;
         if (sd->fast) {
             for (uint32_t p = 0; p < sd->nparts; p++) {
                 const tq_part *pt = &kq->part[p];
@@ -629,10 +746,11 @@ static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
                            pt->dim, pt->mse_bits, it->scratch, it->w);
                 load_factors(sd, codes, nc, p, it->f);
                 for (uint32_t g = 0; g < G; g++) {
-                    float *lg = it->logit + (size_t)g * n;
+                    float *lg = it->logit + (size_t)g * n + off;
                     const float *dg = it->w + (size_t)g * nc;
                     if (p == 0) {
-                        for (size_t t = 0; t < nc; t++) lg[t] = it->f[t] * dg[t];
+                        const float qc = it->qc[g];
+                        for (size_t t = 0; t < nc; t++) lg[t] = it->f[t] * dg[t] + qc;
                     } else {
                         for (size_t t = 0; t < nc; t++) lg[t] += it->f[t] * dg[t];
                     }
@@ -642,20 +760,12 @@ static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
             for (size_t t = 0; t < nc; t++) {
                 load_record(sd, codes + t * sd->srec, it->rec);
                 for (uint32_t g = 0; g < G; g++)
-                    it->logit[(size_t)g * n + t] =
-                        (float)(it->scale * tq_query_ip_record(it->pq[g], it->rec, it->scratch, NULL));
+                    it->logit[(size_t)g * n + off + t] =
+                        (float)(it->scale * tq_query_ip_record(it->pq[g], it->rec, it->scratch, NULL)) + it->qc[g];
             }
         }
     }
-    for (size_t t = t0 > c1 ? t0 : c1; t < t1; t++) { /* window: exact */
-        const float *kt = kv->win[0] + ((t - kv->ncomp) * kv->H + it->h) * D;
-        for (uint32_t g = 0; g < G; g++) {
-            const float *qg = q + (size_t)g * D;
-            double s = 0.0;
-            for (uint32_t j = 0; j < D; j++) s += (double)qg[j] * kt[j];
-            it->logit[(size_t)g * n + (t - t0)] = (float)(it->scale * s);
-        }
-    }
+    exact_logits(it, q, kv->win[0], kv->nsink + kv->ncomp, c1, t1, t0, n);
 }
 
 static void item_reset(kv_item *it) {
@@ -669,6 +779,7 @@ static void item_reset(kv_item *it) {
     for (uint32_t g = 0; g < it->G; g++) {
         it->m[g] = -INFINITY;
         it->l[g] = 0.0;
+        it->lc[g] = 0.0;
     }
 }
 
@@ -686,12 +797,13 @@ static void item_rescale(kv_item *it, uint32_t g, float f) {
     }
     float *aw = it->accw + (size_t)g * it->kv->D;
     for (uint32_t j = 0; j < it->kv->D; j++) aw[j] *= f;
+    it->lc[g] *= f;
 }
 
 /* One block [t0, t1): softmax update and value accumulation. */
 static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
     const tq_kv *kv = it->kv;
-    const uint32_t G = it->G, D = kv->D;
+    const uint32_t G = it->G;
     const size_t n = t1 - t0;
     const tq_kernel_table *k = tq_kernels();
     item_logits(it, q, t0, t1);
@@ -703,16 +815,26 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
     }
     const kv_side *sd = &kv->side[1];
     const tq_quantizer *vq = sd->q[it->h];
-    size_t c1 = t1 < kv->ncomp ? t1 : kv->ncomp;
-    if (t0 < c1) {
-        const uint8_t *codes = sd->codes[it->h] + t0 * sd->srec;
-        size_t nc = c1 - t0;
+    size_t s1, c1;
+    item_segments(kv, t0, t1, &s1, &c1);
+    exact_values(it, kv->sink[1], 0, t0, s1, t0, n);
+    if (s1 < c1) {
+        const uint8_t *codes = sd->codes[it->h] + (s1 - kv->nsink) * sd->srec;
+        size_t nc = c1 - s1, off = s1 - t0;
+        if (kv->center[1]) {
+            for (uint32_t g = 0; g < G; g++) {
+                const float *lg = it->logit + (size_t)g * n + off;
+                double sum = 0.0;
+                for (size_t t = 0; t < nc; t++) sum += lg[t];
+                it->lc[g] += sum;
+            }
+        }
         if (sd->fast) {
             for (uint32_t p = 0; p < sd->nparts; p++) {
                 const tq_part *pt = &vq->part[p];
                 load_factors(sd, codes, nc, p, it->f);
                 for (uint32_t g = 0; g < G; g++) {
-                    const float *lg = it->logit + (size_t)g * n;
+                    const float *lg = it->logit + (size_t)g * n + off;
                     float *wg = it->w + (size_t)g * nc;
                     for (size_t t = 0; t < nc; t++) wg[t] = lg[t] * it->f[t];
                 }
@@ -729,7 +851,7 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
                     tq_part_decode_rotated(vq, p, it->rec, &it->work, it->v, pt->has_qjl ? &zc : NULL);
                     const uint8_t *sg = it->rec + pt->offset + pt->off_sign;
                     for (uint32_t g = 0; g < G; g++) {
-                        float wt = it->logit[(size_t)g * n + t];
+                        float wt = it->logit[(size_t)g * n + off + t];
                         float *a = it->acc[p] + (size_t)g * dp;
                         for (uint32_t j = 0; j < dp; j++) a[j] += wt * it->v[j];
                         if (pt->has_qjl) {
@@ -741,13 +863,7 @@ static void item_block(kv_item *it, const float *q, size_t t0, size_t t1) {
             }
         }
     }
-    for (size_t t = t0 > c1 ? t0 : c1; t < t1; t++) { /* window values, plain domain */
-        const float *vt = kv->win[1] + ((t - kv->ncomp) * kv->H + it->h) * D;
-        for (uint32_t g = 0; g < G; g++) {
-            float wt = it->logit[(size_t)g * n + (t - t0)], *a = it->accw + (size_t)g * D;
-            for (uint32_t j = 0; j < D; j++) a[j] += wt * vt[j];
-        }
-    }
+    exact_values(it, kv->win[1], kv->nsink + kv->ncomp, c1, t1, t0, n);
 }
 
 /* out: G x D. */
@@ -772,6 +888,11 @@ static void item_finish(kv_item *it, float *out) {
         float inv = (float)(1.0 / it->l[g]);
         const float *aw = it->accw + (size_t)g * D;
         for (uint32_t j = 0; j < D; j++) o[j] = (o[j] + aw[j]) * inv;
+        if (kv->center[1]) { /* the compressed tokens' share of the value center */
+            const float *c = kv->center[1] + (size_t)it->h * D;
+            float share = (float)(it->lc[g] / it->l[g]);
+            for (uint32_t j = 0; j < D; j++) o[j] += share * c[j];
+        }
     }
 }
 
