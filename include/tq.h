@@ -92,7 +92,7 @@ TQ_API const char *tq_version_string(void);
  *  compiled in and the one that runs. */
 TQ_API const char *tq_build_info(void);
 /**
- * @return the name of the kernel table this process runs ("ref" or "avx2"):
+ * @return the name of the kernel table this process runs ("ref", "avx2" or "avx512"):
  * the best the CPU and OS support, unless the environment variable
  * TQ_FORCE_ISA=ref|avx2 (read once) narrows it. Codes are bit-identical
  * whichever runs; scores agree within a small stated tolerance.

@@ -100,6 +100,7 @@ TQ_512_INLINE void kv_dots_t(const float *q, uint32_t G, const float *cent, cons
     }
 }
 
+/* Any shape: coordinate group outer, tokens inner (each accumulator is one FMA chain across tokens). */
 TQ_512_INLINE void kv_accum_t(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
                               size_t n, uint32_t d, float *acc, uint32_t BITS, uint32_t GC) {
     const __m512 tab = table16(cent, BITS);
@@ -119,6 +120,47 @@ TQ_512_INLINE void kv_accum_t(const float *w, uint32_t G, const float *cent, con
         }
     }
 }
+
+/* d = 16 * NG with GC * NG <= 24: every accumulator in a register for the whole run, tokens outer, so the
+ * GC * NG FMAs of a token are independent of each other (no latency chain within a token). */
+TQ_512_INLINE void kv_accum_reg(const float *w, const float *cent, const uint8_t *codes, size_t stride, size_t n,
+                                float *acc, uint32_t BITS, uint32_t GC, uint32_t NG) {
+    const __m512 tab = table16(cent, BITS);
+    const uint32_t d = 16 * NG;
+    __m512 a[4][8];
+    for (uint32_t k = 0; k < GC; k++)
+        for (uint32_t j = 0; j < NG; j++) a[k][j] = _mm512_loadu_ps(acc + (size_t)k * d + 16 * j);
+    for (size_t t = 0; t < n; t++) {
+        const uint8_t *rec = codes + t * stride;
+        __m512 wk[4];
+        for (uint32_t k = 0; k < GC; k++) wk[k] = _mm512_set1_ps(w[(size_t)k * n + t]);
+        for (uint32_t j = 0; j < NG; j++) {
+            __m512 c = _mm512_permutexvar_ps(idx16(rec, d, j, BITS), tab);
+            for (uint32_t k = 0; k < GC; k++) a[k][j] = _mm512_fmadd_ps(wk[k], c, a[k][j]);
+        }
+    }
+    for (uint32_t k = 0; k < GC; k++)
+        for (uint32_t j = 0; j < NG; j++) _mm512_storeu_ps(acc + (size_t)k * d + 16 * j, a[k][j]);
+}
+
+/* The register kernel for the shapes KV heads have (part dims 32, 64, 128; 1-4 query heads per KV head). */
+#define KV512_ACCUM_REG(BITS)                                                                                \
+    do {                                                                                                     \
+        uint32_t key_ = G * 16 + d / 16;                                                                     \
+        switch (key_) {                                                                                      \
+        case 16 + 2: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 1, 2); return;                       \
+        case 16 + 4: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 1, 4); return;                       \
+        case 16 + 8: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 1, 8); return;                       \
+        case 32 + 2: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 2, 2); return;                       \
+        case 32 + 4: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 2, 4); return;                       \
+        case 32 + 8: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 2, 8); return;                       \
+        case 48 + 2: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 3, 2); return;                       \
+        case 48 + 4: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 3, 4); return;                       \
+        case 64 + 2: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 4, 2); return;                       \
+        case 64 + 4: kv_accum_reg(w, cent, codes, stride, n, acc, BITS, 4, 4); return;                       \
+        default: break;                                                                                      \
+        }                                                                                                    \
+    } while (0)
 
 #define KV512_BY_G(fn, BITS, ...)                                          \
     switch (G) {                                                           \
@@ -150,6 +192,12 @@ TQ_512 static void kv_accum_avx512(const float *w, uint32_t G, const float *cent
     if (d % 16 != 0 || bits > 4) {
         avx2_table->kv_accum(w, G, cent, codes, stride, n, d, bits, scratch, acc);
         return;
+    }
+    switch (bits) {
+    case 1: KV512_ACCUM_REG(1); break;
+    case 2: KV512_ACCUM_REG(2); break;
+    case 3: KV512_ACCUM_REG(3); break;
+    default: KV512_ACCUM_REG(4); break;
     }
     switch (bits) {
     case 1: KV512_BY_G(kv_accum_t, 1, w, G, cent, codes, stride, n, d, acc) break;
