@@ -430,15 +430,17 @@ static void test_kernels_of(const tq_kernel_table *k) {
                 memset(codes + t * stride, 0, stride);
                 tq_pack(idx, d, bits, codes + t * stride);
             }
-            float q[3 * 133], w[7 * 3], d1[21], d2[21], a1[3 * 133], a2[3 * 133];
+            float q[3 * 133], w[7 * 3], d1[21], d2[21], a1[3 * 133], a2[3 * 133], f[7], bias[3] = {0.5f, -1.0f, 2.0f};
             for (uint32_t i = 0; i < G * d; i++) q[i] = gauss();
             for (size_t i = 0; i < n * G; i++) w[i] = (float)urand();
-            ref->kv_dots(q, G, cb->centroids, codes, stride, n, d, bits, scratch, d1);
-            k->kv_dots(q, G, cb->centroids, codes, stride, n, d, bits, scratch, d2);
+            for (size_t i = 0; i < n; i++) f[i] = (float)(urand() * 3.0);
+            tq_kv_part part = {q, cb->centroids, f, 0, d, bits};
+            ref->kv_logits(&part, 1, G, codes, stride, n, bias, scratch, d1, n);
+            k->kv_logits(&part, 1, G, codes, stride, n, bias, scratch, d2, n);
             double qs = 0.0, cmax = fabs(cb->centroids[0]);
             for (uint32_t i = 0; i < G * d; i++) qs += fabs(q[i]);
-            CHECK(max_abs_diff(d1, d2, n * G) <= 1e-5 * qs * cmax, "%s kv_dots bits %u d %u: %g", k->name, bits, d,
-                  max_abs_diff(d1, d2, n * G));
+            CHECK(max_abs_diff(d1, d2, n * G) <= 3e-5 * qs * cmax + 1e-5, "%s kv_logits bits %u d %u: %g", k->name,
+                  bits, d, max_abs_diff(d1, d2, n * G));
             memset(a1, 0, sizeof a1);
             memset(a2, 0, sizeof a2);
             ref->kv_accum(w, G, cb->centroids, codes, stride, n, d, bits, scratch, a1);
@@ -446,6 +448,47 @@ static void test_kernels_of(const tq_kernel_table *k) {
             CHECK(max_abs_diff(a1, a2, G * d) <= 1e-5 * n * cmax, "%s kv_accum bits %u d %u: %g", k->name, bits, d,
                   max_abs_diff(a1, a2, G * d));
             free(codes);
+        }
+    }
+}
+
+/* kv_logits over two-part records (the outlier split's layout), every bit pair, against the reference. */
+static void test_logits_two_parts_of(const tq_kernel_table *k) {
+    const tq_kernel_table *ref = tq_kernels_ref();
+    static const uint32_t dims[][2] = {{32, 32}, {16, 48}, {20, 44}};
+    for (uint32_t b0 = 1; b0 <= 5; b0++) {
+        for (uint32_t b1 = 1; b1 <= 4; b1++) {
+            for (size_t di = 0; di < 3; di++) {
+                uint32_t d0 = dims[di][0], d1 = dims[di][1], G = 1 + (b0 + b1) % 4;
+                const tq_codebook *c0 = NULL, *c1 = NULL;
+                CHECK_OK(tq_codebook_lookup(d0, b0, &c0));
+                CHECK_OK(tq_codebook_lookup(d1, b1, &c1));
+                enum { N = 9, STRIDE = 80 };
+                uint8_t codes[N * STRIDE], idx[64], scratch[64];
+                size_t off1 = 4 + tq_pack_size(d0, b0);
+                for (size_t t = 0; t < N; t++) {
+                    memset(codes + t * STRIDE, 0, STRIDE);
+                    for (uint32_t j = 0; j < d0; j++) idx[j] = (uint8_t)(urand() * c0->levels);
+                    tq_pack(idx, d0, b0, codes + t * STRIDE + 4);
+                    for (uint32_t j = 0; j < d1; j++) idx[j] = (uint8_t)(urand() * c1->levels);
+                    tq_pack(idx, d1, b1, codes + t * STRIDE + off1);
+                }
+                float q0[4 * 64], q1[4 * 64], f0[N], f1[N], bias[4], o1[4 * N], o2[4 * N];
+                double qs = 0.0;
+                for (uint32_t i = 0; i < G * d0; i++) qs += fabs(q0[i] = gauss());
+                for (uint32_t i = 0; i < G * d1; i++) qs += fabs(q1[i] = gauss());
+                for (size_t i = 0; i < N; i++) {
+                    f0[i] = (float)(urand() * 4.0);
+                    f1[i] = (float)(urand() * 4.0);
+                }
+                for (uint32_t g = 0; g < G; g++) bias[g] = gauss();
+                tq_kv_part parts[2] = {{q0, c0->centroids, f0, 4, d0, b0}, {q1, c1->centroids, f1, off1, d1, b1}};
+                ref->kv_logits(parts, 2, G, codes, STRIDE, N, bias, scratch, o1, N);
+                k->kv_logits(parts, 2, G, codes, STRIDE, N, bias, scratch, o2, N);
+                CHECK(max_abs_diff(o1, o2, G * N) <= 1e-4 * qs * fabs(c0->centroids[0]) + 1e-5,
+                      "%s two-part kv_logits bits %u+%u dims %u+%u G %u: %g", k->name, b0, b1, d0, d1, G,
+                      max_abs_diff(o1, o2, G * N));
+            }
         }
     }
 }
@@ -574,10 +617,15 @@ static void test_real_fixture(void) {
 }
 
 static void test_kernels(void) {
-    test_softmax_kernels_of(tq_kernels());
-    test_kernels_of(tq_kernels());
-    if (tq_kernels_avx2() && tq_cpu_has_avx2()) test_kernels_of(tq_kernels_avx2());
-    if (tq_kernels_avx512() && tq_cpu_has_avx512()) test_kernels_of(tq_kernels_avx512());
+    const tq_kernel_table *tabs[3] = {tq_kernels(), NULL, NULL};
+    if (tq_kernels_avx2() && tq_cpu_has_avx2()) tabs[1] = tq_kernels_avx2();
+    if (tq_kernels_avx512() && tq_cpu_has_avx512()) tabs[2] = tq_kernels_avx512();
+    for (int i = 0; i < 3; i++) {
+        if (!tabs[i]) continue;
+        test_softmax_kernels_of(tabs[i]);
+        test_kernels_of(tabs[i]);
+        test_logits_two_parts_of(tabs[i]);
+    }
 }
 
 int main(void) {

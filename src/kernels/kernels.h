@@ -24,6 +24,16 @@
 
 #include "../core/common.h"
 
+/** One part of a KV record for kv_logits: G x d rotated queries, its codebook, the n per-token factors of the
+ *  records being scored, and where its packed indices sit in a record. */
+typedef struct tq_kv_part {
+    const float *q;
+    const float *cent;
+    const float *f;
+    size_t off;
+    uint32_t d, bits;
+} tq_kv_part;
+
 typedef struct tq_kernel_table {
     const char *name;
     /** In-place orthonormal Walsh-Hadamard transform, len a power of two:
@@ -53,9 +63,11 @@ typedef struct tq_kernel_table {
     /* KV-cache attention (src/kv): n records at codes + t * stride, each d indices packed at `bits`;
      * G queries share every decoded record. scratch holds >= d bytes. Scores within the ip_codes
      * tolerance (per query), accumulations within 1e-5 * sum_t |w| * max|c| per element. */
-    /** dots[g * n + t] = sum_j q[g * d + j] * cent[idx_t,j] (ref: as ip_codes_ref, rounded to float). */
-    void (*kv_dots)(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
-                    uint32_t d, uint32_t bits, uint8_t *scratch, float *dots);
+    /** Logits of n records of np <= 2 parts: out[g * ostride + t] = bias[g] + sum_p f_p[t] * dot_p, dot_p =
+     *  sum_j q_p[g * d_p + j] * cent_p[idx_t,j] with part p's indices at codes + t * stride + off_p (ref: dot_p
+     *  as ip_codes_ref, rounded to float; then (bias + f_0 dot_0) + f_1 dot_1 in float). */
+    void (*kv_logits)(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes, size_t stride,
+                      size_t n, const float *bias, uint8_t *scratch, float *out, size_t ostride);
     /** acc[g * d + j] += sum_t w[g * n + t] * cent[idx_t,j] (ref: float, token by token, in order). */
     void (*kv_accum)(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
                      uint32_t d, uint32_t bits, uint8_t *scratch, float *acc);

@@ -523,18 +523,37 @@ TQ_AVX2_FMA_INLINE void tq_kv_dots_t(const float *q, uint32_t G, const float *ce
     }
 }
 
-TQ_AVX2_FMA static void kv_dots_avx2(const float *q, uint32_t G, const float *cent, const uint8_t *codes,
-                                     size_t stride, size_t n, uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
-    (void)scratch;
+TQ_AVX2_FMA static void kv_dots1_avx2(const float *q, uint32_t G, const float *cent, const uint8_t *rec, uint32_t d,
+                          uint32_t bits, float *dots) {
     switch (bits) {
-    case 1: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 1); break;
-    case 2: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 2); break;
-    case 3: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 3); break;
-    case 4: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 4); break;
-    case 5: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 5); break;
-    case 6: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 6); break;
-    case 7: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 7); break;
-    default: tq_kv_dots_t(q, G, cent, codes, stride, n, d, dots, 8); break;
+    case 1: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 1); break;
+    case 2: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 2); break;
+    case 3: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 3); break;
+    case 4: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 4); break;
+    case 5: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 5); break;
+    case 6: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 6); break;
+    case 7: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 7); break;
+    default: tq_kv_dots_t(q, G, cent, rec, 0, 1, d, dots, 8); break;
+    }
+}
+
+/* Token by token: each part's G dots (one decode of the record shared by the G queries), then the factors. */
+TQ_AVX2_FMA static void kv_logits_avx2(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes,
+                                       size_t stride, size_t n, const float *bias, uint8_t *scratch, float *out,
+                                       size_t ostride) {
+    (void)scratch;
+    float dots[256];
+    for (size_t t = 0; t < n; t++) {
+        for (uint32_t g0 = 0; g0 < G; g0 += 128) {
+            uint32_t gn = G - g0 < 128 ? G - g0 : 128;
+            for (uint32_t g = 0; g < gn; g++) out[(g0 + g) * ostride + t] = bias[g0 + g];
+            for (uint32_t p = 0; p < np; p++) {
+                const tq_kv_part *pt = &parts[p];
+                kv_dots1_avx2(pt->q + (size_t)g0 * pt->d, gn, pt->cent, codes + t * stride + pt->off, pt->d, pt->bits,
+                              dots);
+                for (uint32_t g = 0; g < gn; g++) out[(g0 + g) * ostride + t] += pt->f[t] * dots[g];
+            }
+        }
     }
 }
 
@@ -639,7 +658,7 @@ TQ_AVX2_FMA static float softmax_block_avx2(float *x, size_t n, float *m, double
 
 static const tq_kernel_table tq_avx2_table = {
     "avx2",       fwht_avx2,    dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
-    dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_dots_avx2, kv_accum_avx2, f16_load_avx2, softmax_block_avx2,
+    dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_logits_avx2, kv_accum_avx2, f16_load_avx2, softmax_block_avx2,
 };
 
 const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }

@@ -7,7 +7,7 @@
  * only after dispatch.c has seen AVX512F/BW/VL in CPUID and ZMM state enabled
  * by the OS (XCR0 bits 5-7).
  *
- * Replaced so far: the KV-cache kernels kv_dots and kv_accum for codes of 1
+ * Replaced so far: the KV-cache kernels kv_logits and kv_accum for codes of 1
  * to 4 bits in parts whose dimension is a multiple of 16 (every KV head of
  * 64 or 128 channels, and the halves of their outlier splits). A 16-entry
  * codebook fits one register, so one vpermps looks up 16 coordinates with no
@@ -26,7 +26,7 @@
 #define TQ_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define TQ_512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
-enum { KV512_QBLOCK = 4, KV512_ABLOCK = 8 };
+enum { KV512_ABLOCK = 8 };
 
 /* Indices of coordinates 16g .. 16g+15 of a record whose planes start at p (pack.h layout), BITS <= 4, d the
  * part dimension (for where the second plane of 3-bit codes starts). Only the low 4 bits of each lane matter
@@ -62,41 +62,53 @@ TQ_512_INLINE __m512 table16(const float *cent, uint32_t BITS) {
     return _mm512_loadu_ps(t);
 }
 
-/* Sums of up to four accumulators, lane k = sum of a[k], stored to out[k * n]. */
-TQ_512_INLINE void hsum4_store(const __m512 *a, uint32_t gn, float *out, size_t n) {
+/* The sums of a[0..gn) (gn <= 4) in lanes 0..gn-1. */
+TQ_512_INLINE __m128 hsum4(const __m512 *a, uint32_t gn) {
     __m256 y[4];
     for (uint32_t k = 0; k < 4; k++) {
         __m512 v = k < gn ? a[k] : _mm512_setzero_ps();
         y[k] = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     }
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    float v[4];
-    _mm_storeu_ps(v, s);
-    for (uint32_t k = 0; k < gn; k++) out[k * n] = v[k];
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* GC: the query count as a compile-time constant (1..4, so the loops unroll and the accumulators stay in
- * registers), or 0 for any G in blocks of four. */
-TQ_512_INLINE void kv_dots_t(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
-                             size_t n, uint32_t d, float *dots, uint32_t BITS, uint32_t GC) {
-    const __m512 tab = table16(cent, BITS);
-    const uint32_t ng = d / 16;
-    if (GC) G = GC;
+/* One part's GC dot products with a record (its indices at p), lanes not yet summed. */
+TQ_512_INLINE void part_dots(const float *restrict q, const uint8_t *p, uint32_t d, __m512 tab, __m512 *ap,
+                             uint32_t BITS, uint32_t GC) {
+    for (uint32_t k = 0; k < GC; k++) ap[k] = _mm512_setzero_ps();
+    for (uint32_t j = 0; j < d / 16; j++) {
+        __m512 c = _mm512_permutexvar_ps(idx16(p, d, j, BITS), tab);
+        for (uint32_t k = 0; k < GC; k++) ap[k] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)k * d + 16 * j), c, ap[k]);
+    }
+}
+
+/* Logits of records of NP (1 or 2) parts with B0 / B1 bits and GC query heads: each part's lanes are scaled
+ * by its token factor and added before the one horizontal sum a token needs. The parts' fields are copied
+ * to locals first: stores to out could otherwise alias them and force reloads in the loop. */
+TQ_512_INLINE void kv_logits_t(const tq_kv_part *pp, const uint8_t *codes, size_t stride, size_t n, const float *bias,
+                               float *restrict out, size_t ostride, uint32_t NP, uint32_t B0, uint32_t B1, uint32_t GC) {
+    const __m512 tab0 = table16(pp[0].cent, B0), tab1 = NP > 1 ? table16(pp[1].cent, B1) : tab0;
+    const float *restrict q0 = pp[0].q, *restrict f0 = pp[0].f;
+    const float *restrict q1 = NP > 1 ? pp[1].q : q0, *restrict f1 = NP > 1 ? pp[1].f : f0;
+    const size_t off0 = pp[0].off, off1 = NP > 1 ? pp[1].off : 0;
+    const uint32_t d0 = pp[0].d, d1 = NP > 1 ? pp[1].d : 0;
+    float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (uint32_t k = 0; k < GC; k++) b[k] = bias[k];
     for (size_t t = 0; t < n; t++) {
         const uint8_t *rec = codes + t * stride;
-        for (uint32_t g0 = 0; g0 < G; g0 += KV512_QBLOCK) {
-            uint32_t gn = GC ? GC : (G - g0 < KV512_QBLOCK ? G - g0 : KV512_QBLOCK);
-            const float *qb = q + (size_t)g0 * d;
-            __m512 a[KV512_QBLOCK] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                                      _mm512_setzero_ps()};
-            for (uint32_t j = 0; j < ng; j++) {
-                __m512 c = _mm512_permutexvar_ps(idx16(rec, d, j, BITS), tab);
-                for (uint32_t k = 0; k < gn; k++)
-                    a[k] = _mm512_fmadd_ps(_mm512_loadu_ps(qb + (size_t)k * d + 16 * j), c, a[k]);
-            }
-            hsum4_store(a, gn, dots + (size_t)g0 * n + t, n);
+        __m512 a[4], ap[4];
+        part_dots(q0, rec + off0, d0, tab0, ap, B0, GC);
+        __m512 s0 = _mm512_set1_ps(f0[t]);
+        for (uint32_t k = 0; k < GC; k++) a[k] = _mm512_mul_ps(ap[k], s0);
+        if (NP > 1) {
+            part_dots(q1, rec + off1, d1, tab1, ap, B1, GC);
+            __m512 s1 = _mm512_set1_ps(f1[t]);
+            for (uint32_t k = 0; k < GC; k++) a[k] = _mm512_fmadd_ps(ap[k], s1, a[k]);
         }
+        float v[4];
+        _mm_storeu_ps(v, _mm_add_ps(hsum4(a, GC), _mm_loadu_ps(b)));
+        for (uint32_t k = 0; k < GC; k++) out[k * ostride + t] = v[k];
     }
 }
 
@@ -173,18 +185,38 @@ TQ_512_INLINE void kv_accum_reg(const float *w, const float *cent, const uint8_t
 
 static const tq_kernel_table *avx2_table;
 
-TQ_512 static void kv_dots_avx512(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride,
-                                  size_t n, uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
-    if (d % 16 != 0 || bits > 4) {
-        avx2_table->kv_dots(q, G, cent, codes, stride, n, d, bits, scratch, dots);
-        return;
+#define KV512_LOGITS_G(NP, B0, B1)                                                                         \
+    switch (G) {                                                                                             \
+    case 1: kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 1); return;                 \
+    case 2: kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 2); return;                 \
+    case 3: kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 3); return;                 \
+    default: kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 4); return;                \
     }
-    switch (bits) {
-    case 1: KV512_BY_G(kv_dots_t, 1, q, G, cent, codes, stride, n, d, dots) break;
-    case 2: KV512_BY_G(kv_dots_t, 2, q, G, cent, codes, stride, n, d, dots) break;
-    case 3: KV512_BY_G(kv_dots_t, 3, q, G, cent, codes, stride, n, d, dots) break;
-    default: KV512_BY_G(kv_dots_t, 4, q, G, cent, codes, stride, n, d, dots) break;
+
+/* Fused for 1-4 query heads, parts of 16k channels, 1-4 bits, and a second part of one bit less (the outlier
+ * split tq_config_set_bits makes); every other shape goes to the AVX2 kernel. */
+TQ_512 static void kv_logits_avx512(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes,
+                                    size_t stride, size_t n, const float *bias, uint8_t *scratch, float *out,
+                                    size_t ostride) {
+    int fits = G >= 1 && G <= 4 && np >= 1 && np <= 2;
+    for (uint32_t p = 0; p < np && fits; p++) fits = parts[p].d % 16 == 0 && parts[p].bits >= 1 && parts[p].bits <= 4;
+    uint32_t b0 = parts[0].bits;
+    if (fits && np == 1) {
+        switch (b0) {
+        case 1: KV512_LOGITS_G(1, 1, 1) break;
+        case 2: KV512_LOGITS_G(1, 2, 2) break;
+        case 3: KV512_LOGITS_G(1, 3, 3) break;
+        default: KV512_LOGITS_G(1, 4, 4) break;
+        }
     }
+    if (fits && np == 2 && parts[1].bits + 1 == b0) {
+        switch (b0) {
+        case 2: KV512_LOGITS_G(2, 2, 1) break;
+        case 3: KV512_LOGITS_G(2, 3, 2) break;
+        default: KV512_LOGITS_G(2, 4, 3) break;
+        }
+    }
+    avx2_table->kv_logits(parts, np, G, codes, stride, n, bias, scratch, out, ostride);
 }
 
 TQ_512 static void kv_accum_avx512(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
@@ -214,7 +246,7 @@ static void avx512_fill(void) {
     avx2_table = tq_kernels_avx2();
     avx512_table = *avx2_table;
     avx512_table.name = "avx512";
-    avx512_table.kv_dots = kv_dots_avx512;
+    avx512_table.kv_logits = kv_logits_avx512;
     avx512_table.kv_accum = kv_accum_avx512;
 }
 

@@ -104,11 +104,20 @@ static void lookup_ref(const float *table, const uint8_t *idx, uint32_t d, float
     for (uint32_t j = 0; j < d; j++) out[j] = table[idx[j]];
 }
 
-static void kv_dots_ref(const float *q, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
-                        uint32_t d, uint32_t bits, uint8_t *scratch, float *dots) {
-    for (size_t t = 0; t < n; t++)
-        for (uint32_t g = 0; g < G; g++)
-            dots[g * n + t] = (float)ip_codes_ref(q + (size_t)g * d, cent, codes + t * stride, d, bits, scratch);
+static void kv_logits_ref(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes, size_t stride,
+                          size_t n, const float *bias, uint8_t *scratch, float *out, size_t ostride) {
+    for (size_t t = 0; t < n; t++) {
+        for (uint32_t g = 0; g < G; g++) {
+            float v = bias[g];
+            for (uint32_t p = 0; p < np; p++) {
+                const tq_kv_part *pt = &parts[p];
+                float dot = (float)ip_codes_ref(pt->q + (size_t)g * pt->d, pt->cent, codes + t * stride + pt->off,
+                                                pt->d, pt->bits, scratch);
+                v += pt->f[t] * dot;
+            }
+            out[g * ostride + t] = v;
+        }
+    }
 }
 
 static void kv_accum_ref(const float *w, uint32_t G, const float *cent, const uint8_t *codes, size_t stride, size_t n,
@@ -144,7 +153,7 @@ static float softmax_block_ref(float *x, size_t n, float *m, double *sum) {
 
 static const tq_kernel_table tq_ref_table = {
     "ref",      fwht_ref,   dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref,
-    dot_f64_ref, div_f32_ref, lookup_ref,       kv_dots_ref, kv_accum_ref, f16_load_ref, softmax_block_ref,
+    dot_f64_ref, div_f32_ref, lookup_ref,       kv_logits_ref, kv_accum_ref, f16_load_ref, softmax_block_ref,
 };
 
 const tq_kernel_table *tq_kernels_ref(void) { return &tq_ref_table; }

@@ -16,9 +16,10 @@
  * query heads sharing the head's records:
  *   1. each query is rotated once per key part (tq_query_set);
  *   2. tokens are taken in blocks of KV_BLOCK: logits from the codes (MSE:
- *      the kv_dots kernel decodes each record once for all G queries and the
- *      stored factor scales the dot; other variants: the record is rebuilt
- *      and scored as tq_score would), exact dots for window tokens;
+ *      the kv_logits kernel decodes each record once for all G queries and
+ *      scales each part's dot by its stored factor; other variants: the
+ *      record is rebuilt and scored as tq_score would), exact dots for sink
+ *      and window tokens;
  *   3. online softmax: a running max m and sum l per query; when a block
  *      raises m, everything accumulated so far is multiplied by exp(m_old - m);
  *   4. values accumulate in each value part's rotated domain (MSE: the
@@ -566,7 +567,7 @@ typedef struct kv_item {
     float *qk[2];          /* MSE keys: G x part dim rotated queries, per part */
     float *logit;          /* G x n logits of a block of n <= KV_BLOCK tokens, then their softmax weights */
     float *w;              /* G x n: kernel dots, then MSE value weights (times the factor) */
-    float *f;              /* n stored factors of one part */
+    float *f;              /* 2 x KV_BLOCK: the stored factors of a block, per part */
     float *acc[2];         /* G x part dim, rotated value domain, per part */
     float *accz[2];        /* G x part dim: weighted QJL sign sums, per part (PROD/QJL values) */
     float *accw;           /* G x D: window values */
@@ -627,7 +628,7 @@ static tq_status item_alloc(kv_item *it, const tq_kv *kv, uint32_t G) {
     it->m = malloc(G * sizeof(float));
     it->qc = malloc(G * sizeof(float));
     it->lc = malloc(G * sizeof(double));
-    it->f = malloc(KV_BLOCK * sizeof(float));
+    it->f = malloc(2 * KV_BLOCK * sizeof(float));
     it->l = malloc(G * sizeof(double));
     size_t rmax = kv->side[0].rec > kv->side[1].rec ? kv->side[0].rec : kv->side[1].rec;
     it->rec = malloc(rmax);
@@ -740,22 +741,14 @@ static void item_logits(kv_item *it, const float *q, size_t t0, size_t t1) {
         const uint8_t *codes = sd->codes[it->h] + (s1 - kv->nsink) * sd->srec;
         size_t nc = c1 - s1, off = s1 - t0;
         if (sd->fast) {
+            tq_kv_part parts[2];
             for (uint32_t p = 0; p < sd->nparts; p++) {
                 const tq_part *pt = &kq->part[p];
-                k->kv_dots(it->qk[p], G, pt->cb.centroids, codes + sd->part[p].dst_off + sd->fsize, sd->srec, nc,
-                           pt->dim, pt->mse_bits, it->scratch, it->w);
-                load_factors(sd, codes, nc, p, it->f);
-                for (uint32_t g = 0; g < G; g++) {
-                    float *lg = it->logit + (size_t)g * n + off;
-                    const float *dg = it->w + (size_t)g * nc;
-                    if (p == 0) {
-                        const float qc = it->qc[g];
-                        for (size_t t = 0; t < nc; t++) lg[t] = it->f[t] * dg[t] + qc;
-                    } else {
-                        for (size_t t = 0; t < nc; t++) lg[t] += it->f[t] * dg[t];
-                    }
-                }
+                load_factors(sd, codes, nc, p, it->f + (size_t)p * KV_BLOCK);
+                parts[p] = (tq_kv_part){it->qk[p], pt->cb.centroids, it->f + (size_t)p * KV_BLOCK,
+                                        sd->part[p].dst_off + sd->fsize, pt->dim, pt->mse_bits};
             }
+            k->kv_logits(parts, sd->nparts, G, codes, sd->srec, nc, it->qc, it->scratch, it->logit + off, n);
         } else {
             for (size_t t = 0; t < nc; t++) {
                 load_record(sd, codes + t * sd->srec, it->rec);
