@@ -542,8 +542,8 @@ TQ_API TQ_NODISCARD tq_status tq_kv_get_config(const tq_kv *kv, tq_kv_config *ou
 TQ_API size_t tq_kv_length(const tq_kv *kv);
 /**
  * Bytes one compressed token takes in a cache with this config, all heads,
- * keys and values, every factor counted (the window and capacity not
- * included). Fills *key_bytes / *value_bytes per head when not NULL.
+ * keys and values, every factor counted (the exact sink and window tokens,
+ * the centers and unused capacity are not: tq_kv_memory_usage has them). Fills *key_bytes / *value_bytes per head when not NULL.
  */
 TQ_API TQ_NODISCARD tq_status tq_kv_token_bytes(const tq_kv_config *cfg, size_t *bytes, size_t *key_bytes,
                                                 size_t *value_bytes);

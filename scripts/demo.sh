@@ -13,7 +13,10 @@
 #    theory only, on random unit vectors, then `tq bench recall` on the 60k base;
 # 5. builds a compressed index of the 60k normalized images at 2 and 4 bits,
 #    searches it with 1000 test images and scores the result against the exact
-#    top-100 (tq index build, tq search, tq eval recall).
+#    top-100 (tq index build, tq search, tq eval recall);
+# 6. compresses SmolLM2-135M's keys and values (the committed layer-15 fixture)
+#    and compares attention computed from the codes with exact attention
+#    (tq kv eval), and plans the whole model's cache (tq plan).
 #
 # About two minutes on a 2-core machine with AVX2. Environment: TQ_DEMO_NQ (queries for the
 # recall runs, default 1000), JOBS (build parallelism, default nproc).
@@ -124,6 +127,21 @@ print("          recall@1 %.3f, true top-1 within the first 4: %.3f, within 16: 
       % (r["1"], r["4"], r["16"], re["recall_10_at_10"]))
 PYEOF
 done
+
+# ---- 7. the KV cache ----------------------------------------------------------------
+say "A compressed KV cache: attention straight from the codes, on SmolLM2-135M's own keys, values and queries"
+note "tests/data/smollm2_l15_*: layer 15 of SmolLM2-135M over the first 256 tokens of a text (see its README);"
+note "the cache gets the first 64 tokens as the prompt, then the rest; the 192 later positions attend causally."
+note "top-1: the most-attended token is the true one; cosine: of the attention outputs, against exact float attention."
+"$TQ" kv eval --keys "$ROOT/tests/data/smollm2_l15_k256.npy" --values "$ROOT/tests/data/smollm2_l15_v256.npy" \
+    --queries "$ROOT/tests/data/smollm2_l15_q256.npy" --kv-heads 3 --prompt 64 --positions 192 --bits 4,3.5,3,2.5
+note "Keys given more bits than values (the keys carry the softmax):"
+"$TQ" kv eval --keys "$ROOT/tests/data/smollm2_l15_k256.npy" --values "$ROOT/tests/data/smollm2_l15_v256.npy" \
+    --queries "$ROOT/tests/data/smollm2_l15_q256.npy" --kv-heads 3 --prompt 64 --positions 192 --k-bits 4.5 --v-bits 2.5
+say "What such a cache takes for the whole model at 8192 tokens"
+"$TQ" plan --layers 30 --kv-heads 3 --head-dim 64 --context 8192 --k-bits 4 --v-bits 3
+note "All 30 layers and 4096 tokens, side by side with KIVI-style and uniform caches and float32/int8 decode speed:"
+note "python3 bench/data/smollm2_kv.py && python3 bench/kv.py   (needs torch + transformers; see bench/README.md)"
 
 say "done"
 note "Run the tests with: ctest --test-dir build --output-on-failure"

@@ -2816,6 +2816,284 @@ static int cmd_plan(int argc, char **argv, int first) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* tq kv eval                                                                */
+
+static const char KV_EVAL_HELP[] =
+    "usage: tq kv eval --keys K.npy --values V.npy --queries Q.npy --kv-heads H [options]\n"
+    "\n"
+    "Attention from a compressed KV cache (tq_kv) against exact attention, on keys, values and\n"
+    "queries you dumped from a model: rows are tokens, heads concatenated (keys and values\n"
+    "T x H*D, queries T x QH*D; query head i uses KV head i / (QH/H)). The first --prompt tokens\n"
+    "are appended as one chunk (the cache takes its centers and outlier channels from it), then\n"
+    "the rest; --positions decode positions evenly spaced over [prompt, T-1] attend causally.\n"
+    "Reported per bit width: bits per value of K and V (every factor counted), top-1 agreement\n"
+    "(argmax of the attention), KL(p || p^) in nats, and the cosine of the attention outputs;\n"
+    "means over positions and query heads.\n"
+    "\n"
+    "options:\n"
+    "  --bits B,B,...    bits for keys and values alike (default 4,3.5,3,2.5); fractional by the\n"
+    "                    outlier split\n"
+    "  --k-bits B --v-bits B   one setting with K and V bits apart (instead of --bits)\n"
+    "  --positions N     decode positions (default 32)\n"
+    "  --prompt P        tokens in the first append (default T/4)\n"
+    "  --sinks S         exact first tokens (default 4)   --window W  exact last tokens (default 0)\n"
+    "  --center none|keys|values|both   (default keys)\n"
+    "  --scale S         attention scale (default 1/sqrt(D))\n"
+    "  --json            one JSON object per bit width\n";
+
+static const name_value KV_CENTERS[] = {
+    {"none", TQ_KV_CENTER_NONE}, {"keys", TQ_KV_CENTER_KEYS}, {"values", TQ_KV_CENTER_VALUES},
+    {"both", TQ_KV_CENTER_BOTH}, {NULL, 0}};
+
+typedef struct kv_eval_opts {
+    uint32_t H, D, QH;
+    size_t T, prompt, npos;
+    uint32_t sinks, window;
+    int center, json;
+    float scale;
+} kv_eval_opts;
+
+/* One setting: build the cache, attend at the positions, compare with exact attention. */
+static int kv_eval_one(const kv_eval_opts *o, const float *k, const float *v, const float *q, double kb, double vb) {
+    tq_kv_config cfg;
+    tq_kv_config_init(&cfg, o->H, o->D, kb, vb);
+    cfg.sinks = o->sinks;
+    cfg.window = o->window;
+    cfg.center = (tq_kv_center)o->center;
+    tq_kv *kv = NULL;
+    size_t kbytes = 0, vbytes = 0;
+    tq_status s = tq_kv_create(&cfg, &kv);
+    if (s == TQ_OK) s = tq_kv_token_bytes(&cfg, NULL, &kbytes, &vbytes);
+    if (s == TQ_OK) s = tq_kv_append(kv, k, v, o->prompt);
+    if (s == TQ_OK) s = tq_kv_append(kv, k + o->prompt * o->H * o->D, v + o->prompt * o->H * o->D, o->T - o->prompt);
+    if (s != TQ_OK) {
+        tq_kv_free(kv);
+        return lib_error(s, "the KV cache failed");
+    }
+    const size_t T = o->T, QH = o->QH, D = o->D, G = o->QH / o->H, np = o->npos;
+    int64_t *pos = malloc(np * sizeof *pos);
+    float *qs = malloc(np * QH * D * sizeof(float)), *out = malloc(np * QH * D * sizeof(float));
+    float *ref = malloc(np * QH * D * sizeof(float)), *lg = malloc(QH * T * sizeof(float));
+    double *ex = malloc(T * sizeof(double));
+    int rc = 0;
+    if (!pos || !qs || !out || !ref || !lg || !ex) {
+        msg_error("out of memory");
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < np; i++) {
+        pos[i] = (int64_t)(o->prompt + (np > 1 ? (T - 1 - o->prompt) * i / (np - 1) : T - 1 - o->prompt));
+        memcpy(qs + i * QH * D, q + (size_t)pos[i] * QH * D, QH * D * sizeof(float));
+    }
+    s = tq_kv_attend(kv, qs, np, (uint32_t)QH, pos, o->scale, out);
+    if (s == TQ_OK) s = tq_attention_f32(k, v, T, o->H, o->D, qs, np, (uint32_t)QH, pos, o->scale, ref);
+    double top1 = 0.0, kl = 0.0, cosine = 0.0;
+    const double sc = o->scale > 0.0f ? o->scale : 1.0 / sqrt((double)D);
+    for (size_t i = 0; i < np && s == TQ_OK; i++) {
+        size_t nt = (size_t)pos[i] + 1;
+        s = tq_kv_logits(kv, qs + i * QH * D, (uint32_t)QH, nt, o->scale, lg);
+        for (size_t h = 0; h < QH && s == TQ_OK; h++) {
+            const float *qq = qs + (i * QH + h) * D, *est = lg + h * nt;
+            size_t best = 0, best_est = 0;
+            double m = -INFINITY, me = -INFINITY;
+            for (size_t t = 0; t < nt; t++) {
+                const float *kt = k + (t * o->H + h / G) * D;
+                double d = 0.0;
+                for (size_t j = 0; j < D; j++) d += (double)qq[j] * kt[j];
+                ex[t] = d * sc;
+                if (ex[t] > m) m = ex[t], best = t;
+                if (est[t] > me) me = est[t], best_est = t;
+            }
+            double z = 0.0, ze = 0.0;
+            for (size_t t = 0; t < nt; t++) {
+                z += exp(ex[t] - m);
+                ze += exp((double)est[t] - me);
+            }
+            for (size_t t = 0; t < nt; t++) {
+                double p = exp(ex[t] - m) / z, pe = exp((double)est[t] - me) / ze;
+                if (p > 0.0) kl += p * log(p / (pe > 1e-30 ? pe : 1e-30));
+            }
+            top1 += best == best_est;
+            const float *a = out + (i * QH + h) * D, *b = ref + (i * QH + h) * D;
+            double ab = 0.0, aa = 0.0, bb = 0.0;
+            for (size_t j = 0; j < D; j++) {
+                ab += (double)a[j] * b[j];
+                aa += (double)a[j] * a[j];
+                bb += (double)b[j] * b[j];
+            }
+            cosine += aa > 0.0 && bb > 0.0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+        }
+    }
+    if (s != TQ_OK) {
+        rc = lib_error(s, "attention failed");
+        goto done;
+    }
+    double cnt = (double)(np * QH), kbpv = (double)kbytes * 8.0 / (double)D, vbpv = (double)vbytes * 8.0 / (double)D;
+    if (o->json) {
+        printf("{\"k_bits\": ");
+        json_num(stdout, kb);
+        printf(", \"v_bits\": ");
+        json_num(stdout, vb);
+        printf(", \"k_bits_per_value\": ");
+        json_num(stdout, kbpv);
+        printf(", \"v_bits_per_value\": ");
+        json_num(stdout, vbpv);
+        printf(", \"positions\": %zu, \"query_heads\": %zu, \"top1\": ", np, QH);
+        json_num(stdout, top1 / cnt);
+        printf(", \"kl\": ");
+        json_num(stdout, kl / cnt);
+        printf(", \"cosine\": ");
+        json_num(stdout, cosine / cnt);
+        printf("}\n");
+    } else {
+        printf("  K %4g bits  V %4g bits   %5.2f / %5.2f bits per value   top-1 %.3f   KL %.4f   cosine %.5f\n", kb, vb,
+               kbpv, vbpv, top1 / cnt, kl / cnt, cosine / cnt);
+    }
+done:
+    tq_kv_free(kv);
+    free(pos);
+    free(qs);
+    free(out);
+    free(ref);
+    free(lg);
+    free(ex);
+    return rc;
+}
+
+static int cmd_kv_eval(int argc, char **argv, int first) {
+    const char *kpath = NULL, *vpath = NULL, *qpath = NULL;
+    uint64_t heads = 0, npos = 32, prompt = 0, sinks = 4, window = 0;
+    double bits[16] = {4, 3.5, 3, 2.5}, kb = 0.0, vb = 0.0, scale = 0.0;
+    size_t nbits = 4;
+    kv_eval_opts o;
+    memset(&o, 0, sizeof o);
+    o.center = TQ_KV_CENTER_KEYS;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(KV_EVAL_HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o.json = 1;
+        } else if (opt_is(a, "--keys")) {
+            if (!(kpath = opt_value(argc, argv, &i, "--keys"))) return EXIT_USAGE;
+        } else if (opt_is(a, "--values")) {
+            if (!(vpath = opt_value(argc, argv, &i, "--values"))) return EXIT_USAGE;
+        } else if (opt_is(a, "--queries")) {
+            if (!(qpath = opt_value(argc, argv, &i, "--queries"))) return EXIT_USAGE;
+        } else if (opt_is(a, "--kv-heads")) {
+            if (!(v = opt_value(argc, argv, &i, "--kv-heads")) || parse_u64("--kv-heads", v, 1, 4096, &heads))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--bits"))) return EXIT_USAGE;
+            nbits = 0;
+            for (const char *p = v; *p && nbits < 16;) {
+                char *end = NULL;
+                double b = strtod(p, &end);
+                if (end == p || !(b >= 1.0 && b <= TQ_MAX_BITS) || (*end && *end != ',')) {
+                    msg_error("--bits: expected numbers in 1..%u separated by commas, got '%s'", TQ_MAX_BITS, v);
+                    return EXIT_USAGE;
+                }
+                bits[nbits++] = b;
+                p = *end ? end + 1 : end;
+            }
+        } else if (opt_is(a, "--k-bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--k-bits")) || parse_kv_bits("--k-bits", v, &kb)) return EXIT_USAGE;
+        } else if (opt_is(a, "--v-bits")) {
+            if (!(v = opt_value(argc, argv, &i, "--v-bits")) || parse_kv_bits("--v-bits", v, &vb)) return EXIT_USAGE;
+        } else if (opt_is(a, "--positions")) {
+            if (!(v = opt_value(argc, argv, &i, "--positions")) || parse_u64("--positions", v, 1, 1u << 20, &npos))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--prompt")) {
+            if (!(v = opt_value(argc, argv, &i, "--prompt")) || parse_u64("--prompt", v, 1, UINT64_MAX, &prompt))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--sinks")) {
+            if (!(v = opt_value(argc, argv, &i, "--sinks")) || parse_u64("--sinks", v, 0, UINT32_MAX, &sinks))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--window")) {
+            if (!(v = opt_value(argc, argv, &i, "--window")) || parse_u64("--window", v, 0, UINT32_MAX, &window))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--center")) {
+            if (!(v = opt_value(argc, argv, &i, "--center")) || parse_name(KV_CENTERS, "--center", v, &o.center))
+                return EXIT_USAGE;
+        } else if (opt_is(a, "--scale")) {
+            if (!(v = opt_value(argc, argv, &i, "--scale"))) return EXIT_USAGE;
+            char *end = NULL;
+            scale = strtod(v, &end);
+            if (!end || *end || !(scale > 0.0 && scale < 1e6)) {
+                msg_error("--scale: expected a positive number, got '%s'", v);
+                return EXIT_USAGE;
+            }
+        } else {
+            msg_error("unknown argument '%s' (see 'tq kv eval --help')", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!kpath || !vpath || !qpath || !heads) {
+        msg_error("--keys, --values, --queries and --kv-heads are required (see 'tq kv eval --help')");
+        return EXIT_USAGE;
+    }
+    if ((kb == 0.0) != (vb == 0.0)) {
+        msg_error("--k-bits and --v-bits go together");
+        return EXIT_USAGE;
+    }
+    float *k = NULL, *v = NULL, *q = NULL;
+    size_t nk = 0, nv = 0, nq = 0, dk = 0, dv = 0, dq = 0;
+    int rc = 1;
+    if (load_vectors(kpath, 0, &k, &nk, &dk) || load_vectors(vpath, 0, &v, &nv, &dv) ||
+        load_vectors(qpath, 0, &q, &nq, &dq))
+        goto done;
+    if (nk != nv || nk != nq || dk != dv || dk % heads != 0 || dq % (dk / heads) != 0 || (dq / (dk / heads)) % heads) {
+        msg_error("shapes do not fit: keys %zu x %zu, values %zu x %zu, queries %zu x %zu with %llu KV heads "
+                  "(need the same tokens, keys and values alike, head_dim = key columns / kv-heads, query "
+                  "heads a multiple of kv-heads)",
+                  nk, dk, nv, dv, nq, dq, (unsigned long long)heads);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    o.H = (uint32_t)heads;
+    o.D = (uint32_t)(dk / heads);
+    o.QH = (uint32_t)(dq / o.D);
+    o.T = nk;
+    o.prompt = prompt ? (size_t)prompt : (nk / 4 ? nk / 4 : 1);
+    if (o.prompt >= nk) {
+        msg_error("--prompt %zu must leave tokens after it (%zu tokens)", o.prompt, nk);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    o.npos = (size_t)npos < nk - o.prompt ? (size_t)npos : nk - o.prompt;
+    o.sinks = (uint32_t)sinks;
+    o.window = (uint32_t)window;
+    o.scale = (float)scale;
+    if (!o.json)
+        printf("tq kv eval: %zu tokens, %u KV heads x %u, %u query heads; prompt %zu, %zu positions; sinks %u, window "
+               "%u, center %s\n",
+               o.T, o.H, o.D, o.QH, o.prompt, o.npos, o.sinks, o.window, name_of(KV_CENTERS, o.center));
+    rc = 0;
+    if (kb != 0.0) {
+        rc = kv_eval_one(&o, k, v, q, kb, vb);
+    } else {
+        for (size_t b = 0; b < nbits && rc == 0; b++) rc = kv_eval_one(&o, k, v, q, bits[b], bits[b]);
+    }
+done:
+    tq_free(k);
+    tq_free(v);
+    tq_free(q);
+    return rc;
+}
+
+static int cmd_kv(int argc, char **argv, int first) {
+    if (first >= argc || strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+        fputs(KV_EVAL_HELP, first >= argc ? stderr : stdout);
+        return first >= argc ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[first], "eval") == 0) return cmd_kv_eval(argc, argv, first + 1);
+    msg_error("unknown 'tq kv' command '%s' (try 'tq kv eval --help')", argv[first]);
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------------ */
 /* main                                                                      */
 
 static const char MAIN_HELP[] =
@@ -2864,6 +3142,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "plan") == 0) return cmd_plan(argc, argv, 2);
+    if (strcmp(cmd, "kv") == 0) return cmd_kv(argc, argv, 2);
     if (strcmp(cmd, "index") == 0) return cmd_index(argc, argv, 2);
     if (strcmp(cmd, "search") == 0) return cmd_search(argc, argv, 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv, 2);
