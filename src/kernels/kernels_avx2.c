@@ -347,18 +347,23 @@ TQ_AVX2_FMA_INLINE double tq_hsum_d(__m256 a) {
 
 enum { TQ_BLOCK_GROUPS = 64 }; /* 512 coordinates per float block */
 
+/* The registers tq_lookup reads: up to 32 centroids (BITS <= 5), zero-padded; unused above. */
+TQ_AVX2_INLINE void tq_lookup_table(const float *cent, uint32_t BITS, __m256 t[4]) {
+    float tab[32];
+    memset(tab, 0, sizeof tab);
+    if (BITS <= 5) {
+        uint32_t levels = 1u << BITS;
+        for (uint32_t k = 0; k < levels; k++) tab[k] = cent[k];
+    }
+    for (int k = 0; k < 4; k++) t[k] = _mm256_loadu_ps(tab + 8 * k);
+}
+
 TQ_AVX2_FMA_INLINE double tq_ip_codes_t(const float *q, const float *cent, const uint8_t *packed, uint32_t d,
                                         uint32_t BITS) {
     tq_planes pl;
     tq_planes_init(&pl, packed, d, BITS);
-    float tab[32];
     __m256 t[4];
-    if (BITS <= 5) {
-        uint32_t levels = 1u << BITS;
-        memset(tab, 0, sizeof tab);
-        for (uint32_t k = 0; k < levels && k < 32; k++) tab[k] = cent[k];
-        for (int k = 0; k < 4; k++) t[k] = _mm256_loadu_ps(tab + 8 * k);
-    }
+    tq_lookup_table(cent, BITS, t);
     const uint32_t ng = d / 8;
     double total = 0.0;
     uint32_t g = 0;
@@ -479,16 +484,6 @@ TQ_AVX2 static void lookup_avx2(const float *table, const uint8_t *idx, uint32_t
 /* ---- KV attention: G queries share each decoded record ---- */
 
 enum { TQ_KV_QBLOCK = 8 }; /* queries whose accumulators live in registers at once */
-
-TQ_AVX2_INLINE void tq_lookup_table(const float *cent, uint32_t BITS, __m256 t[4]) {
-    float tab[32];
-    memset(tab, 0, sizeof tab);
-    if (BITS <= 5) {
-        uint32_t levels = 1u << BITS;
-        for (uint32_t k = 0; k < levels; k++) tab[k] = cent[k];
-    }
-    for (int k = 0; k < 4; k++) t[k] = _mm256_loadu_ps(tab + 8 * k);
-}
 
 TQ_AVX2_FMA_INLINE void tq_kv_dots_t(const float *q, uint32_t G, const float *cent, const uint8_t *codes,
                                      size_t stride, size_t n, uint32_t d, float *dots, uint32_t BITS) {
