@@ -532,11 +532,98 @@ TQ_AVX2_FMA static void kv_dots1_avx2(const float *q, uint32_t G, const float *c
     }
 }
 
+/* The sums of a[0..GC) (GC <= 4) in lanes 0..GC-1. */
+TQ_AVX2_FMA_INLINE __m128 tq_hsum4(const __m256 *a, uint32_t GC) {
+    __m256 z = _mm256_setzero_ps();
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], GC > 1 ? a[1] : z), _mm256_hadd_ps(GC > 2 ? a[2] : z, GC > 3 ? a[3] : z));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* One part's GC dot products with a record (indices at p), lanes not yet summed; d % 8 == 0. */
+TQ_AVX2_FMA_INLINE void tq_part_dots(const float *restrict q, const uint8_t *p, uint32_t d, const __m256 *tab,
+                                     const float *cent, __m256 *ap, uint32_t BITS, uint32_t GC) {
+    tq_planes pl;
+    tq_planes_init(&pl, p, d, BITS);
+    for (uint32_t k = 0; k < GC; k++) ap[k] = _mm256_setzero_ps();
+    for (uint32_t j = 0; j < d / 8; j++) {
+        __m256 c = tq_lookup(tab, cent, tq_group_idx(&pl, j, BITS), BITS);
+        for (uint32_t k = 0; k < GC; k++) ap[k] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)k * d + 8 * j), c, ap[k]);
+    }
+}
+
+/* Fused logits (as the AVX-512 table's): NP parts with B0 / B1 bits, GC (1..4) queries, part dims % 8 == 0;
+ * the parts' fields in locals so that stores to out cannot force reloads. */
+TQ_AVX2_FMA_INLINE void tq_kv_logits_t(const tq_kv_part *pp, const uint8_t *codes, size_t stride, size_t n,
+                                       const float *bias, float *restrict out, size_t ostride, uint32_t NP,
+                                       uint32_t B0, uint32_t B1, uint32_t GC) {
+    __m256 t0[4], t1[4];
+    tq_lookup_table(pp[0].cent, B0, t0);
+    tq_lookup_table(NP > 1 ? pp[1].cent : pp[0].cent, B1, t1);
+    const float *restrict q0 = pp[0].q, *restrict f0 = pp[0].f, *c0 = pp[0].cent;
+    const float *restrict q1 = NP > 1 ? pp[1].q : q0, *restrict f1 = NP > 1 ? pp[1].f : f0;
+    const float *c1 = NP > 1 ? pp[1].cent : c0;
+    const size_t off0 = pp[0].off, off1 = NP > 1 ? pp[1].off : 0;
+    const uint32_t d0 = pp[0].d, d1 = NP > 1 ? pp[1].d : 0;
+    float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (uint32_t k = 0; k < GC; k++) b[k] = bias[k];
+    for (size_t t = 0; t < n; t++) {
+        const uint8_t *rec = codes + t * stride;
+        __m256 a[4], ap[4];
+        tq_part_dots(q0, rec + off0, d0, t0, c0, ap, B0, GC);
+        __m256 s0 = _mm256_set1_ps(f0[t]);
+        for (uint32_t k = 0; k < GC; k++) a[k] = _mm256_mul_ps(ap[k], s0);
+        if (NP > 1) {
+            tq_part_dots(q1, rec + off1, d1, t1, c1, ap, B1, GC);
+            __m256 s1 = _mm256_set1_ps(f1[t]);
+            for (uint32_t k = 0; k < GC; k++) a[k] = _mm256_fmadd_ps(ap[k], s1, a[k]);
+        }
+        float v[4];
+        _mm_storeu_ps(v, _mm_add_ps(tq_hsum4(a, GC), _mm_loadu_ps(b)));
+        for (uint32_t k = 0; k < GC; k++) out[k * ostride + t] = v[k];
+    }
+}
+
+#define TQ_KV_LOGITS_G(NP, B0, B1)                                                                          \
+    switch (G) {                                                                                            \
+    case 1: tq_kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 1); return 1;           \
+    case 2: tq_kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 2); return 1;           \
+    case 3: tq_kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 3); return 1;           \
+    default: tq_kv_logits_t(parts, codes, stride, n, bias, out, ostride, NP, B0, B1, 4); return 1;          \
+    }
+
+/* The fused kernel for the shapes KV heads have: 1-4 query heads, part dims % 8 == 0, 1-4 bits, a second
+ * part of one bit less (tq_config_set_bits' split). 1 when it ran. */
+TQ_AVX2_FMA static int kv_logits_fast_avx2(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes,
+                                           size_t stride, size_t n, const float *bias, float *out, size_t ostride) {
+    int fits = G >= 1 && G <= 4 && np >= 1 && np <= 2;
+    for (uint32_t p = 0; p < np && fits; p++) fits = parts[p].d % 8 == 0 && parts[p].bits >= 1 && parts[p].bits <= 4;
+    if (!fits) return 0;
+    uint32_t b0 = parts[0].bits;
+    if (np == 1) {
+        switch (b0) {
+        case 1: TQ_KV_LOGITS_G(1, 1, 1) break;
+        case 2: TQ_KV_LOGITS_G(1, 2, 2) break;
+        case 3: TQ_KV_LOGITS_G(1, 3, 3) break;
+        default: TQ_KV_LOGITS_G(1, 4, 4) break;
+        }
+    }
+    if (parts[1].bits + 1 == b0) {
+        switch (b0) {
+        case 2: TQ_KV_LOGITS_G(2, 2, 1) break;
+        case 3: TQ_KV_LOGITS_G(2, 3, 2) break;
+        case 4: TQ_KV_LOGITS_G(2, 4, 3) break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
 /* Token by token: each part's G dots (one decode of the record shared by the G queries), then the factors. */
 TQ_AVX2_FMA static void kv_logits_avx2(const tq_kv_part *parts, uint32_t np, uint32_t G, const uint8_t *codes,
                                        size_t stride, size_t n, const float *bias, uint8_t *scratch, float *out,
                                        size_t ostride) {
     (void)scratch;
+    if (kv_logits_fast_avx2(parts, np, G, codes, stride, n, bias, out, ostride)) return;
     float dots[256];
     for (size_t t = 0; t < n; t++) {
         for (uint32_t g0 = 0; g0 < G; g0 += 128) {
@@ -574,10 +661,57 @@ TQ_AVX2_FMA_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *c
     }
 }
 
+/* d % (8 * JB) == 0: JB coordinate groups x GC queries of accumulators in registers (<= 12 ymm), tokens inner,
+ * so a token's GC * JB FMAs are independent of each other. */
+TQ_AVX2_FMA_INLINE void tq_kv_accum_reg(const float *w, const float *cent, const uint8_t *codes, size_t stride,
+                                        size_t n, uint32_t d, float *acc, uint32_t BITS, uint32_t GC, uint32_t JB) {
+    __m256 tab[4];
+    tq_lookup_table(cent, BITS, tab);
+    for (uint32_t j0 = 0; j0 < d / 8; j0 += JB) {
+        __m256 a[4][4];
+        for (uint32_t k = 0; k < GC; k++)
+            for (uint32_t jj = 0; jj < JB; jj++) a[k][jj] = _mm256_loadu_ps(acc + (size_t)k * d + 8 * (j0 + jj));
+        for (size_t t = 0; t < n; t++) {
+            tq_planes pl;
+            tq_planes_init(&pl, codes + t * stride, d, BITS);
+            __m256 wk[4];
+            for (uint32_t k = 0; k < GC; k++) wk[k] = _mm256_set1_ps(w[(size_t)k * n + t]);
+            for (uint32_t jj = 0; jj < JB; jj++) {
+                __m256 c = tq_lookup(tab, cent, tq_group_idx(&pl, j0 + jj, BITS), BITS);
+                for (uint32_t k = 0; k < GC; k++) a[k][jj] = _mm256_fmadd_ps(wk[k], c, a[k][jj]);
+            }
+        }
+        for (uint32_t k = 0; k < GC; k++)
+            for (uint32_t jj = 0; jj < JB; jj++) _mm256_storeu_ps(acc + (size_t)k * d + 8 * (j0 + jj), a[k][jj]);
+    }
+}
+
+#define TQ_KV_ACCUM_G(BITS)                                                                                 \
+    switch (G) {                                                                                            \
+    case 1: tq_kv_accum_reg(w, cent, codes, stride, n, d, acc, BITS, 1, 4); return 1;                       \
+    case 2: tq_kv_accum_reg(w, cent, codes, stride, n, d, acc, BITS, 2, 4); return 1;                       \
+    case 3: tq_kv_accum_reg(w, cent, codes, stride, n, d, acc, BITS, 3, 4); return 1;                       \
+    default: break;                                                                                         \
+    }
+
+/* 1-3 queries, 1-4 bits, d % 32 == 0 (64- and 128-channel heads and their halves). 1 when it ran. */
+TQ_AVX2_FMA static int kv_accum_fast_avx2(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
+                                          size_t stride, size_t n, uint32_t d, uint32_t bits, float *acc) {
+    if (G < 1 || G > 3 || d % 32 != 0 || bits < 1 || bits > 4) return 0;
+    switch (bits) {
+    case 1: TQ_KV_ACCUM_G(1) break;
+    case 2: TQ_KV_ACCUM_G(2) break;
+    case 3: TQ_KV_ACCUM_G(3) break;
+    default: TQ_KV_ACCUM_G(4) break;
+    }
+    return 0;
+}
+
 TQ_AVX2_FMA static void kv_accum_avx2(const float *w, uint32_t G, const float *cent, const uint8_t *codes,
                                       size_t stride, size_t n, uint32_t d, uint32_t bits, uint8_t *scratch,
                                       float *acc) {
     (void)scratch;
+    if (kv_accum_fast_avx2(w, G, cent, codes, stride, n, d, bits, acc)) return;
     switch (bits) {
     case 1: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 1); break;
     case 2: tq_kv_accum_t(w, G, cent, codes, stride, n, d, acc, 2); break;
