@@ -9,8 +9,12 @@
  * that TQ_NORM_UNBIASED keeps for L2 search). Per part:
  *     [kept factors, fp16 or f32][everything after the factors, verbatim]
  * so the packed indices, QJL signs and fp16 group ranges are exactly what
- * tq_encode wrote. The most recent `window` tokens stay exact (float32) and
- * are encoded the moment they leave the window.
+ * tq_encode wrote. The first `sinks` tokens and the most recent `window`
+ * tokens stay exact (float32); a window token is encoded the moment it
+ * leaves the window. Tokens are laid out as [sinks][compressed][window].
+ * Centered sides encode x - c, c the per-head mean of the first append (its
+ * sink tokens left out): keys get q.c added back to their logits, values the
+ * compressed tokens' share of c added to the output (tq.h says why exact).
  *
  * Attention for one (query token, KV head) item, G = q_heads / kv_heads
  * query heads sharing the head's records:
@@ -27,7 +31,8 @@
  *      rotated reconstruction, the QJL term kept as a weighted sum of sign
  *      vectors so S^T is applied once), window values in the plain domain;
  *   5. per output: QJL sum through S^T, inverse rotation, scatter to the
- *      channels, add the window part, divide by l.
+ *      channels, add the exact tokens' part, divide by l, add the value
+ *      center's share.
  * Items run in parallel on the pool; each is computed the same way whatever
  * thread runs it, so results do not depend on the thread count.
  */
