@@ -29,8 +29,11 @@
 enum { KV512_ABLOCK = 8 };
 
 /* Indices of coordinates 16g .. 16g+15 of a record whose planes start at p (pack.h layout), BITS <= 4, d the
- * part dimension (for where the second plane of 3-bit codes starts). Only the low 4 bits of each lane matter
- * to vpermps; widths below 4 are masked because their neighbours' bits sit above them. */
+ * part dimension (for where the second plane of 3-bit codes starts). vpermps reads only the low 4 bits of
+ * a lane, and table16 repeats the 2^BITS centroids across its 16 entries, so the bits above an index
+ * (its neighbours' bits after the shift) select the same centroid and need no mask: 1 and 2 bits are one
+ * shift; 3 bits take the low 2 from the 2-bit plane and bit 2 (and a harmless bit 3) from the 1-bit plane,
+ * merged by one ternary-logic op. */
 TQ_512_INLINE __m512i idx16(const uint8_t *p, uint32_t d, uint32_t g, uint32_t BITS) {
     if (BITS == 4) {
         uint64_t v;
@@ -44,21 +47,23 @@ TQ_512_INLINE __m512i idx16(const uint8_t *p, uint32_t d, uint32_t g, uint32_t B
     if (BITS == 2 || BITS == 3) {
         uint32_t v;
         memcpy(&v, p + 4 * (size_t)g, 4);
-        __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)v), sh2), _mm512_set1_epi32(3));
+        __m512i lo = _mm512_srlv_epi32(_mm512_set1_epi32((int)v), sh2);
         if (BITS == 2) return lo;
         uint16_t u;
         memcpy(&u, p + (size_t)d / 4 + 2 * (size_t)g, 2);
-        __m512i hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(u), sh1), _mm512_set1_epi32(1));
-        return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 2));
+        __m512i hi = _mm512_srlv_epi32(_mm512_set1_epi32((int)((uint32_t)u << 2)), sh1);
+        /* bits 0-1 from lo, the rest from hi: (lo & 3) | (hi & ~3), imm8 0xE4 = "C ? A : B" with C = 3 */
+        return _mm512_ternarylogic_epi32(lo, hi, _mm512_set1_epi32(3), 0xE4);
     }
     uint16_t u;
     memcpy(&u, p + 2 * (size_t)g, 2);
-    return _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(u), sh1), _mm512_set1_epi32(1));
+    return _mm512_srlv_epi32(_mm512_set1_epi32(u), sh1);
 }
 
+/* The 2^BITS centroids repeated across 16 entries: entry i is centroid i mod 2^BITS. */
 TQ_512_INLINE __m512 table16(const float *cent, uint32_t BITS) {
-    float t[16] = {0};
-    for (uint32_t k = 0; k < (1u << BITS); k++) t[k] = cent[k];
+    float t[16];
+    for (uint32_t k = 0; k < 16; k++) t[k] = cent[k & ((1u << BITS) - 1u)];
     return _mm512_loadu_ps(t);
 }
 
