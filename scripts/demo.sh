@@ -5,7 +5,8 @@
 #
 # 1. installs what is missing (cmake, gcc, make, python3, Debian's
 #    dataset-fashion-mnist) with apt-get — as root, or through sudo;
-# 2. configures and builds tq in ./build (Release), tests included, so that
+# 2. installs the Python package (pip install .) and pytest, configures and
+#    builds tq in ./build (Release), tests included, so that
 #    `ctest --test-dir build --output-on-failure` runs next;
 # 3. converts Fashion-MNIST to float32 .fvecs in ~/.cache/tq
 #    (bench/data/fashion_mnist.py);
@@ -58,6 +59,12 @@ fi
 # numpy for the format oracle among the tests (the README's second command), in
 # the python3 that CMake will find first on PATH
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet numpy
+# the Python package (tq, one extension module over the C library) and pytest, for the test suite's
+# "python" test; a Debian system python3 wants --break-system-packages for pip (PEP 668)
+pip_install() { python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"; }
+python3 -c 'import pytest' 2>/dev/null || pip_install pytest
+say "installing the Python package: pip install ."
+pip_install "$ROOT"
 
 # ---- 2. build -------------------------------------------------------------------
 say "building tq in ./build (Release)"
