@@ -23,7 +23,7 @@ Measured, every cache against the full float32 cache (transformers' DynamicCache
 Caches:
   * tq (attention "tq": decode attention from the codes via tq.KVCache.attend), key = value bits
     2.5, 3, 3.5, 4, sinks 4, window 0, keys centered (tq.KVCache defaults);
-  * tq "materialize" at 4 bits (SDPA attention on keys/values decoded from tq.Quantizer codes at every step),
+  * tq "materialize" at 4 bits (SDPA attention on keys/values decoded from the tq.KVCache codes at every step),
     to measure what materializing floats costs;
   * transformers QuantizedCache, backend quanto (nbits 2 and 4, q_group_size 64, residual_length 128: its
     defaults), attention SDPA.

@@ -576,6 +576,16 @@ TQ_API TQ_NODISCARD tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint
                                            float scale, float *logits);
 
 /**
+ * Tokens [start, start + n) back as float32 keys and values
+ * ([n][kv_heads][head_dim]; either pointer may be NULL to skip that side):
+ * sink and window tokens exactly, compressed tokens decoded from their codes
+ * (tq_decode of the stored record, the center added back). For inspection,
+ * and for engines whose attention kernels need float tensors; tq_kv_attend
+ * never decodes.
+ */
+TQ_API TQ_NODISCARD tq_status tq_kv_decode(const tq_kv *kv, size_t start, size_t n, float *keys, float *values);
+
+/**
  * Float32 reference attention on plain arrays (no compression), with the
  * same conventions as tq_kv_attend: keys, values [ntok][kv_heads][head_dim],
  * q [nq][q_heads][head_dim], q_pos as above (q_pos[i] < ntok). Scores and the

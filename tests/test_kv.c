@@ -138,6 +138,18 @@ static void check_against_decoded(const kv_case *c) {
     CHECK(err <= 2e-4 * (scale + 1.0), "%s: attention from codes vs decoded: max diff %g (scale %g)", c->name, err,
           scale);
 
+    /* tq_kv_decode gives back exactly the decoded (and re-centered) keys and values, in any range */
+    float *dk = malloc(n * H * D * sizeof(float)), *dv = malloc(n * H * D * sizeof(float));
+    CHECK_OK(tq_kv_decode(kv, 0, n, dk, dv));
+    CHECK(max_abs_diff(dk, kd, n * H * D) <= 1e-6 && max_abs_diff(dv, vd, n * H * D) <= 1e-6,
+          "%s: tq_kv_decode vs tq_decode: keys %g values %g", c->name, max_abs_diff(dk, kd, n * H * D),
+          max_abs_diff(dv, vd, n * H * D));
+    CHECK_OK(tq_kv_decode(kv, 97, 5, dk, NULL));
+    CHECK(max_abs_diff(dk, kd + 97 * H * D, 5 * H * D) <= 1e-6, "%s: tq_kv_decode of a range", c->name);
+    CHECK_STATUS(tq_kv_decode(kv, n - 2, 3, dk, dv), TQ_ERR_INVALID_ARG);
+    free(dk);
+    free(dv);
+
     /* logits of the last query token against scale * <q, decoded k> */
     float *lg = malloc(QH * n * sizeof(float));
     CHECK_OK(tq_kv_logits(kv, q + 4 * QH * D, QH, n, 0.0f, lg));
@@ -231,6 +243,20 @@ static void test_window(void) {
     CHECK_OK(tq_attention_f32(km, vm, n, H, D, q, 2, QH, pos, 0.0f, o3));
     CHECK(max_abs_diff(o1, o3, 2 * QH * D) <= 5e-3, "sinks + window: vs mixed reference %g",
           max_abs_diff(o1, o3, 2 * QH * D));
+    /* tq_kv_decode across the three segments: sinks and window exact, the middle within the fp16 factors */
+    float *dk = malloc(n * H * D * sizeof(float)), *dv = malloc(n * H * D * sizeof(float));
+    CHECK_OK(tq_kv_decode(kw, 0, n, dk, dv));
+    CHECK(memcmp(dk, k, 5 * H * D * sizeof(float)) == 0 &&
+              memcmp(dv + (n - 32) * H * D, v + (n - 32) * H * D, 32 * H * D * sizeof(float)) == 0,
+          "decode: exact tokens come back exactly");
+    double kerr = 0.0, kmax = 0.0;
+    for (size_t i = 0; i < n * H * D; i++) {
+        kerr = fmax(kerr, fabs((double)dk[i] - km[i]));
+        kmax = fmax(kmax, fabs(km[i]));
+    }
+    CHECK(kerr <= 2e-3 * kmax, "decode: compressed keys within the fp16 factors: %g of %g", kerr, kmax);
+    free(dk);
+    free(dv);
     /* all tokens sinks: exact */
     tq_kv *ks = NULL;
     cfg.window = 0;

@@ -630,6 +630,17 @@ class KVCache:
         self._h.logits(a, a.shape[0], n, _scale(scale), out)
         return out
 
+    def decode(self, start: int = 0, n: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Tokens start .. start+n-1 (default: to the end) back as float32 keys and values, each
+        (n, kv_heads, head_dim) (tq_kv_decode): sink and window tokens exactly, compressed tokens
+        decoded from their codes. For inspection or float attention kernels; attend() never decodes."""
+        s = _count(start, "start")
+        m = len(self) - s if n is None else _count(n, "n")
+        keys = np.empty((m, self._kv_heads, self._head_dim), dtype=np.float32)
+        values = np.empty((m, self._kv_heads, self._head_dim), dtype=np.float32)
+        self._h.decode(s, m, keys, values)
+        return keys, values
+
     def __repr__(self) -> str:
         return "tq.KVCache(kv_heads=%d, head_dim=%d, tokens=%d)" % (self._kv_heads, self._head_dim, len(self))
 

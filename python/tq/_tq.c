@@ -978,6 +978,36 @@ done:
     return ret;
 }
 
+/* decode(start, n, keys: writable float32 (n*H*D), values: the same): tq_kv_decode */
+static PyObject *KV_decode(KVObject *self, PyObject *args) {
+    size_t start, n;
+    PyObject *ko, *vo;
+    if (!PyArg_ParseTuple(args, "O&O&OO:decode", conv_size, &start, conv_size, &n, &ko, &vo)) return NULL;
+    Py_buffer kb = {0}, vb = {0};
+    PyObject *ret = NULL;
+    size_t want;
+    if (!get_buf(ko, &kb, K_F32, 1, "keys") || !get_buf(vo, &vb, K_F32, 1, "values")) goto done;
+    if (!mul_size(n, (size_t)self->kv_heads * self->head_dim, &want) || !check_count(&kb, want, "keys") ||
+        !check_count(&vb, want, "values"))
+        goto done;
+    tq_status st;
+    Py_BEGIN_ALLOW_THREADS
+    RDLOCK(self);
+    st = tq_kv_decode(self->kv, start, n, (float *)kb.buf, (float *)vb.buf);
+    UNLOCK(self);
+    Py_END_ALLOW_THREADS
+    if (st != TQ_OK) {
+        raise_tq(st);
+        goto done;
+    }
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    release(&kb);
+    release(&vb);
+    return ret;
+}
+
 static PyMethodDef KV_methods[] = {
     {"length", (PyCFunction)KV_length, METH_NOARGS, "tq_kv_length"},
     {"config", (PyCFunction)KV_config, METH_NOARGS, "tq_kv_get_config as a dict (enums as ints)"},
@@ -987,6 +1017,7 @@ static PyMethodDef KV_methods[] = {
     {"append", (PyCFunction)KV_append, METH_VARARGS, "append(keys, values): tq_kv_append"},
     {"attend", (PyCFunction)KV_attend, METH_VARARGS, "attend(q, q_heads, q_pos_or_None, scale, out): tq_kv_attend"},
     {"logits", (PyCFunction)KV_logits, METH_VARARGS, "logits(q, q_heads, ntok, scale, out): tq_kv_logits"},
+    {"decode", (PyCFunction)KV_decode, METH_VARARGS, "decode(start, n, keys_out, values_out): tq_kv_decode"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject KVType = {

@@ -27,14 +27,10 @@ Two ways to use it:
 
 2. ``attend="materialize"`` (any attention implementation: eager, sdpa): the cache must return full
    float key/value tensors from ``update``, because transformers' eager/SDPA attention takes
-   ``(batch, kv_heads, seq, head_dim)`` tensors. tq's Python API has no "decode every token of a
-   KVCache" call, so this mode stores keys and values as ``tq.Quantizer`` codes of the same
-   configuration (MSE, Hadamard, key norm "unbiased", value norm "plain", seeds 0/1, keys centered
-   by the per-head mean of the first append, first ``sinks`` tokens exact) and **decodes every cached
-   token on every forward** (``Quantizer.decode``), materializing float32 keys and values of the
-   whole context, per layer, per step, as transformers' own QuantizedCache does. It is an
-   approximation of tq_kv's storage: fp32 norms instead of fp16 factors, and, for fractional bits,
-   the Quantizer's fixed outlier channels instead of tq_kv's per-head choice from the first append.
+   ``(batch, kv_heads, seq, head_dim)`` tensors. The same ``tq.KVCache`` holds the codes, and
+   **every cached token is decoded on every forward** (``KVCache.decode``, tq_kv_decode: sinks and
+   window exact, the rest from the codes), materializing float32 keys and values of the whole
+   context, per layer, per step, as transformers' own QuantizedCache does.
    ``cache.materialize_seconds`` and ``cache.materialized_bytes`` record what that costs. The first
    chunk into an empty cache (the prefill) attends over its own float keys/values, as in the "tq" mode
    and in QuantizedCache.
@@ -64,7 +60,8 @@ def _rows(x: torch.Tensor) -> np.ndarray:
 
 
 class TurboQuantLayer(CacheLayerMixin):
-    """One attention layer: one tq.KVCache per batch row (attend="tq"), or Quantizer codes (attend="materialize")."""
+    """One attention layer: one tq.KVCache per batch row; attention from its codes (attend="tq") or over its
+    decoded floats (attend="materialize")."""
 
     is_sliding = False
     is_croppable = False
@@ -85,13 +82,6 @@ class TurboQuantLayer(CacheLayerMixin):
         self.caches: List[tq.KVCache] = []
         self.length = 0
         self.prefill_exact = False     # the last update was the first chunk into an empty cache
-        # materialize mode
-        self._kq = self._vq = None
-        self._kcodes: List[np.ndarray] = []   # per batch row, (n * kv_heads, code_size) uint8
-        self._vcodes: List[np.ndarray] = []
-        self._sink_k: List[np.ndarray] = []   # per batch row, (sinks, kv_heads, head_dim) float32
-        self._sink_v: List[np.ndarray] = []
-        self._center: List[np.ndarray] = []   # per batch row, (kv_heads, head_dim)
 
     # -- CacheLayerMixin -------------------------------------------------------------------
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -101,21 +91,9 @@ class TurboQuantLayer(CacheLayerMixin):
             raise ValueError("key states have %d heads of %d channels, the cache was made for %d x %d"
                              % (h, d, self.kv_heads, self.head_dim))
         self.batch = b
-        if self.attend == "tq":
-            self.caches = [tq.KVCache(self.kv_heads, self.head_dim, self.key_bits, self.value_bits,
-                                      window=self.window, sinks=self.sinks, center=self.center,
-                                      factors=self.factors, seed=self.seed) for _ in range(b)]
-        else:
-            if self.window:
-                raise ValueError("attend='materialize' does not implement window > 0")
-            self._kq = tq.Quantizer(self.head_dim, bits=self.key_bits, norm="unbiased", seed=self.seed)
-            self._vq = tq.Quantizer(self.head_dim, bits=self.value_bits, norm="plain", seed=self.seed + 1)
-            empty = lambda q: np.empty((0, q.code_size), np.uint8)
-            self._kcodes = [empty(self._kq) for _ in range(b)]
-            self._vcodes = [empty(self._vq) for _ in range(b)]
-            z = np.empty((0, self.kv_heads, self.head_dim), np.float32)
-            self._sink_k, self._sink_v = [z] * b, [z] * b
-            self._center = [None] * b
+        self.caches = [tq.KVCache(self.kv_heads, self.head_dim, self.key_bits, self.value_bits,
+                                  window=self.window, sinks=self.sinks, center=self.center,
+                                  factors=self.factors, seed=self.seed) for _ in range(b)]
         self.is_initialized = True
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
@@ -126,19 +104,17 @@ class TurboQuantLayer(CacheLayerMixin):
             raise ValueError("batch size changed from %d to %d" % (self.batch, key_states.shape[0]))
         n = key_states.shape[-2]
         self.prefill_exact = self.length == 0
+        for b, kv in enumerate(self.caches):
+            kv.append(_rows(key_states[b]), _rows(value_states[b]))
+        self.length += n
         if self.attend == "tq":
-            for b, kv in enumerate(self.caches):
-                kv.append(_rows(key_states[b]), _rows(value_states[b]))
-            self.length += n
             # Hand back only the new tensors, tagged: tq_attention_forward finds the layer through them.
             key_states._tq_layer = self
             return key_states, value_states
-        self.length += n
-        K, V = self._materialize(key_states, value_states)
         if self.prefill_exact:
             # as transformers' QuantizedCache: the prefill attends over its own float keys/values
             return key_states, value_states
-        return K, V
+        return self._materialize()
 
     def get_mask_sizes(self, query_length: int) -> Tuple[int, int]:
         return self.length + query_length, 0
@@ -151,7 +127,6 @@ class TurboQuantLayer(CacheLayerMixin):
 
     def reset(self) -> None:
         self.caches, self.length, self.is_initialized = [], 0, False
-        self._kcodes, self._vcodes, self._sink_k, self._sink_v, self._center = [], [], [], [], []
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         raise NotImplementedError("TurboQuantCache does not support beam search")
@@ -166,30 +141,14 @@ class TurboQuantLayer(CacheLayerMixin):
         raise NotImplementedError("TurboQuantCache does not support batch selection")
 
     # -- materialize mode ------------------------------------------------------------------
-    def _materialize(self, key_states, value_states):
+    def _materialize(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Every cached token of every batch row decoded back to float32 (batch, kv_heads, seq, head_dim)."""
         t0 = time.perf_counter()
-        H, D = self.kv_heads, self.head_dim
         ks, vs = [], []
-        for b in range(self.batch):
-            k, v = _rows(key_states[b]), _rows(value_states[b])
-            if self._center[b] is None:
-                self._center[b] = (k.mean(axis=0) if self.center in ("keys", "both") else np.zeros((H, D), np.float32))
-            # the first `sinks` tokens stay exact
-            take = max(0, min(self.sinks - self._sink_k[b].shape[0], k.shape[0]))
-            if take:
-                self._sink_k[b] = np.concatenate([self._sink_k[b], k[:take]])
-                self._sink_v[b] = np.concatenate([self._sink_v[b], v[:take]])
-                k, v = k[take:], v[take:]
-            if k.shape[0]:
-                kc = self._kq.encode((k - self._center[b]).reshape(-1, D))
-                vc = self._vq.encode(v.reshape(-1, D))
-                self._kcodes[b] = np.concatenate([self._kcodes[b], kc])
-                self._vcodes[b] = np.concatenate([self._vcodes[b], vc])
-            # decode every cached token: the float keys/values eager/SDPA attention needs
-            kd = self._kq.decode(self._kcodes[b]).reshape(-1, H, D) + self._center[b]
-            vd = self._vq.decode(self._vcodes[b]).reshape(-1, H, D)
-            ks.append(np.concatenate([self._sink_k[b], kd]).transpose(1, 0, 2))
-            vs.append(np.concatenate([self._sink_v[b], vd]).transpose(1, 0, 2))
+        for kv in self.caches:
+            k, v = kv.decode()
+            ks.append(k.transpose(1, 0, 2))
+            vs.append(v.transpose(1, 0, 2))
         K = torch.from_numpy(np.ascontiguousarray(np.stack(ks))).to(self.device, self.dtype)
         V = torch.from_numpy(np.ascontiguousarray(np.stack(vs))).to(self.device, self.dtype)
         if self.owner is not None:
@@ -199,15 +158,8 @@ class TurboQuantLayer(CacheLayerMixin):
 
     # -- accounting ------------------------------------------------------------------------
     def memory_bytes(self) -> int:
-        """Bytes the layer's compressed cache holds (tq.KVCache.memory_usage()['total'] per row, or the
-        Quantizer codes + exact sinks + centers in materialize mode)."""
-        if self.attend == "tq":
-            return sum(kv.memory_usage()["total"] for kv in self.caches)
-        total = 0
-        for b in range(len(self._kcodes)):
-            total += self._kcodes[b].nbytes + self._vcodes[b].nbytes + self._sink_k[b].nbytes + self._sink_v[b].nbytes
-            total += 0 if self._center[b] is None else self._center[b].nbytes
-        return total
+        """Bytes the layer's compressed caches hold (tq.KVCache.memory_usage()['total'] per row)."""
+        return sum(kv.memory_usage()["total"] for kv in self.caches)
 
 
 class TurboQuantCache(Cache):

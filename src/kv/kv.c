@@ -986,6 +986,46 @@ tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint32_t q_heads, size_t
     return st;
 }
 
+/* Side s of tokens [start, start + n) into out ([n][H][D]). */
+static tq_status decode_side(const tq_kv *kv, int s, size_t start, size_t n, float *out) {
+    const uint32_t H = kv->H, D = kv->D;
+    const kv_side *sd = &kv->side[s];
+    const size_t tok = (size_t)H * D, c0 = kv->nsink, c1 = kv->nsink + kv->ncomp;
+    for (size_t t = start; t < start + n; t++) { /* exact tokens */
+        if (t < c0) memcpy(out + (t - start) * tok, kv->sink[s] + t * tok, tok * sizeof(float));
+        else if (t >= c1) memcpy(out + (t - start) * tok, kv->win[s] + (t - c1) * tok, tok * sizeof(float));
+    }
+    size_t a = start > c0 ? start : c0, b = start + n < c1 ? start + n : c1;
+    if (a >= b) return TQ_OK;
+    size_t m = b - a;
+    uint8_t *recs = malloc(m * sd->rec);
+    float *tmp = malloc(m * D * sizeof(float));
+    tq_status st = recs && tmp ? TQ_OK : tq_fail(TQ_ERR_NOMEM, "out of memory decoding %zu tokens", m);
+    for (uint32_t h = 0; h < H && st == TQ_OK; h++) {
+        for (size_t i = 0; i < m; i++) load_record(sd, sd->codes[h] + (a - c0 + i) * sd->srec, recs + i * sd->rec);
+        st = tq_decode(sd->q[h], recs, m, tmp);
+        const float *c = kv->center[s] ? kv->center[s] + (size_t)h * D : NULL;
+        for (size_t i = 0; i < m && st == TQ_OK; i++) {
+            float *o = out + (a - start + i) * tok + (size_t)h * D;
+            for (uint32_t j = 0; j < D; j++) o[j] = c ? tmp[i * D + j] + c[j] : tmp[i * D + j];
+        }
+    }
+    free(recs);
+    free(tmp);
+    return st;
+}
+
+tq_status tq_kv_decode(const tq_kv *kv, size_t start, size_t n, float *keys, float *values) {
+    tq_clear_error();
+    TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
+    TQ_RETURN_IF(start > kv->length || n > kv->length - start, TQ_ERR_INVALID_ARG,
+                 "tokens %zu..%zu are outside the %zu tokens of the cache", start, start + n, kv->length);
+    if (n == 0) return TQ_OK;
+    if (keys) TQ_FORWARD(decode_side(kv, 0, start, n, keys));
+    if (values) TQ_FORWARD(decode_side(kv, 1, start, n, values));
+    return TQ_OK;
+}
+
 /* -------------------------------------------------------------- reference */
 
 tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok, uint32_t kv_heads, uint32_t head_dim,
