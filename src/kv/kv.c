@@ -170,24 +170,29 @@ static void side_layout(kv_side *sd, const tq_quantizer *q, tq_kv_factor factors
     sd->srec = off;
 }
 
+/* The stored-record layouts of keys (sides[0]) and values (sides[1]) of a validated config: the same for every
+ * head and for any outlier channels, so layout-only quantizers (no dense matrices filled) give them. */
+static tq_status side_layouts(const tq_kv_config *cfg, kv_side sides[2]) {
+    for (int s = 0; s < 2; s++) {
+        tq_config c = s ? cfg->value : cfg->key;
+        c.outlier_channels = NULL;
+        tq_quantizer *q = NULL;
+        TQ_FORWARD(tq_quantizer_build(&c, 0, &q));
+        side_layout(&sides[s], q, cfg->factors);
+        tq_quantizer_free(q);
+    }
+    return TQ_OK;
+}
+
 tq_status tq_kv_token_bytes(const tq_kv_config *cfg, size_t *bytes, size_t *key_bytes, size_t *value_bytes) {
     tq_clear_error();
     TQ_FORWARD(validate(cfg));
-    size_t per[2];
-    for (int s = 0; s < 2; s++) {
-        tq_config c = s ? cfg->value : cfg->key;
-        c.outlier_channels = NULL; /* the layout does not depend on which channels */
-        tq_quantizer *q = NULL;
-        TQ_FORWARD(tq_quantizer_build(&c, 0, &q));
-        kv_side sd;
-        memset(&sd, 0, sizeof sd);
-        side_layout(&sd, q, cfg->factors);
-        tq_quantizer_free(q);
-        per[s] = sd.srec;
-    }
-    if (bytes) *bytes = (per[0] + per[1]) * cfg->kv_heads;
-    if (key_bytes) *key_bytes = per[0];
-    if (value_bytes) *value_bytes = per[1];
+    kv_side sd[2];
+    memset(sd, 0, sizeof sd);
+    TQ_FORWARD(side_layouts(cfg, sd));
+    if (bytes) *bytes = (sd[0].srec + sd[1].srec) * cfg->kv_heads;
+    if (key_bytes) *key_bytes = sd[0].srec;
+    if (value_bytes) *value_bytes = sd[1].srec;
     return TQ_OK;
 }
 
@@ -240,15 +245,13 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
     TQ_RETURN_IF(!out, TQ_ERR_INVALID_ARG, "output pointer is NULL");
     *out = NULL;
     TQ_FORWARD(validate(cfg));
-    size_t per_tok[2];
-    TQ_FORWARD(tq_kv_token_bytes(cfg, NULL, &per_tok[0], &per_tok[1]));
     tq_kv *kv = calloc(1, sizeof *kv);
     TQ_RETURN_IF(!kv, TQ_ERR_NOMEM, "out of memory for a KV cache");
     kv->cfg = *cfg;
     kv->H = cfg->kv_heads;
     kv->D = cfg->head_dim;
     kv->cap = cfg->capacity ? cfg->capacity : KV_DEFAULT_CAPACITY;
-    tq_status st = TQ_OK;
+    tq_status st = side_layouts(cfg, kv->side);
     for (int s = 0; s < 2 && st == TQ_OK; s++) {
         kv_side *sd = &kv->side[s];
         tq_config *c = s ? &kv->cfg.value : &kv->cfg.key;
@@ -268,7 +271,7 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
             c->outlier_channels = kv->outl[s];
         }
         for (uint32_t h = 0; h < kv->H && st == TQ_OK; h++) {
-            sd->codes[h] = malloc(kv->cap * per_tok[s]);
+            sd->codes[h] = malloc(kv->cap * sd->srec);
             if (!sd->codes[h]) st = tq_fail(TQ_ERR_NOMEM, "out of memory for %zu tokens of codes", kv->cap);
         }
         if ((cfg->center >> s) & 1u) {
@@ -288,20 +291,6 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
         st = build_shared(kv, 0);
         if (st == TQ_OK) st = build_shared(kv, 1);
         kv->built = st == TQ_OK;
-    }
-    if (st == TQ_OK) {
-        /* the layout is the same for every head and for any outlier channels */
-        tq_config c0 = kv->cfg.key, c1 = kv->cfg.value;
-        c0.outlier_channels = c1.outlier_channels = NULL;
-        tq_quantizer *q0 = NULL, *q1 = NULL;
-        st = tq_quantizer_build(&c0, 0, &q0);
-        if (st == TQ_OK) st = tq_quantizer_build(&c1, 0, &q1);
-        if (st == TQ_OK) {
-            side_layout(&kv->side[0], q0, cfg->factors);
-            side_layout(&kv->side[1], q1, cfg->factors);
-        }
-        tq_quantizer_free(q0);
-        tq_quantizer_free(q1);
     }
     if (st != TQ_OK) {
         tq_kv_free(kv);
