@@ -2116,13 +2116,6 @@ static int cmd_index_build(int argc, char **argv, int first) {
         return EXIT_USAGE;
     }
     if (variant == TQ_VARIANT_PROD) norm = TQ_NORM_PLAIN;
-    uint32_t whole = (uint32_t)floor(bits);
-    double frac = bits - whole;
-    if (frac > 0 && whole >= TQ_MAX_BITS) {
-        msg_error("--bits %g: the outlier set would need %u bits", bits, whole + 1);
-        return EXIT_USAGE;
-    }
-
     float *x = NULL;
     size_t n = 0, dim = 0;
     if (load_vectors(pos[0], (size_t)max_rows, &x, &n, &dim) != 0) return 1;
@@ -2130,7 +2123,7 @@ static int cmd_index_build(int argc, char **argv, int first) {
     int rc = 1;
     tq_index *ix = NULL;
     tq_index_config cfg;
-    tq_index_config_init(&cfg, (uint32_t)dim, whole);
+    tq_index_config_init(&cfg, (uint32_t)dim, 1);
     cfg.quant.variant = (tq_variant)variant;
     cfg.quant.norm = (tq_norm_mode)norm;
     cfg.quant.rotation = (tq_rotation_kind)rotation;
@@ -2140,12 +2133,15 @@ static int cmd_index_build(int argc, char **argv, int first) {
     cfg.rerank = (tq_rerank_kind)rerank;
     cfg.rerank_bits = (uint32_t)rbits;
     cfg.center = (tq_center_mode)center;
-    if (frac > 0) {
-        uint32_t k = (uint32_t)floor(frac * (double)dim + 0.5);
-        if (k == 0 || k >= dim) {
-            msg_error("--bits %g: %u outlier channels of %zu is not a split", bits, k, dim);
-            goto done;
-        }
+    /* fractional bits: the library's split (round(frac * dim) channels at one bit more), those channels picked
+     * from the data */
+    tq_status bs = tq_config_set_bits(&cfg.quant, bits);
+    if (bs != TQ_OK) {
+        lib_error(bs, "--bits");
+        goto done;
+    }
+    if (cfg.quant.outlier_count) {
+        uint32_t k = cfg.quant.outlier_count;
         outl = malloc(k * sizeof *outl);
         if (!outl) {
             msg_error("out of memory");
@@ -2156,8 +2152,6 @@ static int cmd_index_build(int argc, char **argv, int first) {
             lib_error(s, "cannot pick outlier channels");
             goto done;
         }
-        cfg.quant.outlier_count = k;
-        cfg.quant.outlier_bits = whole + 1;
         cfg.quant.outlier_channels = outl;
     }
     double t0 = now_s();
