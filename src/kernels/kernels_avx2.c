@@ -724,7 +724,7 @@ TQ_AVX2_FMA static void kv_accum_avx2(const float *w, uint32_t G, const float *c
     }
 }
 
-TQ_AVX2 __attribute__((target("f16c"))) static void f16_load_avx2(const uint8_t *src, size_t stride, size_t n,
+__attribute__((target("avx2,f16c"))) static void f16_load_avx2(const uint8_t *src, size_t stride, size_t n,
                                                                     float *out) {
     size_t t = 0;
     for (; t + 8 <= n; t += 8) {
