@@ -84,10 +84,16 @@ tq_status tq_write_atomic(const char *path, tq_write_fn fn, void *ctx) {
     size_t len = strlen(path) + 64;
     char *tmp = malloc(len);
     TQ_RETURN_IF(!tmp, TQ_ERR_NOMEM, "out of memory");
-    unsigned n = atomic_fetch_add(&tq_tmp_counter, 1u);
-    snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
-
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    /* A name can be taken by the temp file of a process that died mid-save and had
+     * the same pid (a restarted container's process often does), one per crash:
+     * skip such names rather than fail every save from then on. */
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 10000; tries++) {
+        unsigned n = atomic_fetch_add(&tq_tmp_counter, 1u);
+        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) {
         int e = errno;
         tq_status s = tq_fail(TQ_ERR_IO, "cannot create '%s': %s", tmp, strerror(e));
