@@ -1,0 +1,158 @@
+/*
+ * fuzz_roundtrip.c — the quantizer end to end through the public API, with
+ * a configuration and vectors the fuzzer picks: create (or a clean refusal),
+ * encode, decode, score, serialize, deserialize, encode again.
+ *
+ * Properties:
+ *   - create and encode either succeed or fail with a message; a batch with
+ *     NaN or Inf is refused (TQ_ERR_NONFINITE) and the output is untouched;
+ *   - encode -> decode gives finite vectors for any accepted (finite) input;
+ *   - encoding is deterministic: the batch at once, row by row, on 1 or 2
+ *     threads, and by the quantizer after a serialize -> deserialize round
+ *     trip all give the same bytes, and the round trip reproduces the file;
+ *   - scoring from codes equals the inner product with the decoded vector
+ *     (tq_score(IP) = <q, decode(code)> up to float rounding) and the L2
+ *     score is ||q||^2 - 2 IP + ||decode||^2 up to rounding, for the
+ *     variants and norm modes where the estimate is that linear function of
+ *     the decoded vector (all but TQ_NORM_UNBIASED, whose IP factor differs
+ *     from its decode scale by design).
+ */
+#include <math.h>
+
+#include "fuzz_common.h"
+
+enum { MAXDIM = 300, MAXN = 6 };
+
+static float val(fuzz_in *in, int raw) {
+    if (raw) {
+        uint32_t u = fz_u32(in);
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    return ldexpf((float)(int8_t)fz_u8(in) / 128.0f, (int)(fz_u8(in) % 24) - 12);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_in in = {data, size, 0};
+    tq_config c;
+    uint32_t dim = fz_range(&in, 1, MAXDIM);
+    tq_config_init(&c, dim, fz_range(&in, 0, 9));
+    c.variant = (tq_variant)fz_range(&in, 0, 4);          /* 4: invalid */
+    c.rotation = (tq_rotation_kind)fz_range(&in, 0, 3);   /* 3: invalid */
+    c.rounds = fz_range(&in, 0, 9);
+    c.qjl = (tq_qjl_kind)fz_range(&in, 0, 2);
+    c.norm = (tq_norm_mode)fz_range(&in, 0, 3);
+    c.seed = fz_u32(&in);
+    uint32_t channels[MAXDIM];
+    if (fz_u8(&in) & 1) {
+        c.outlier_count = fz_range(&in, 0, dim);
+        c.outlier_bits = fz_range(&in, 0, 9);
+        if (fz_u8(&in) & 1) {
+            for (uint32_t i = 0; i < c.outlier_count; i++) channels[i] = fz_range(&in, 0, dim);
+            c.outlier_channels = channels;
+        }
+    }
+    c.uniform_mode = (tq_uniform_mode)fz_range(&in, 0, 2);
+    c.uniform_scope = (tq_uniform_scope)fz_range(&in, 0, 3);
+    c.group_size = fz_range(&in, 0, 40);
+
+    tq_quantizer *q = NULL;
+    tq_status s = tq_quantizer_create(&c, &q);
+    FUZZ_CHECK_FAIL_MSG(s);
+    if (s != TQ_OK) {
+        FUZZ_ASSERT(q == NULL, "failed create left a quantizer");
+        return 0;
+    }
+    size_t n = fz_range(&in, 1, MAXN), cs = tq_quantizer_code_size(q);
+    int raw = fz_u8(&in) & 1;
+    static float x[MAXN * MAXDIM], y[MAXN * MAXDIM], qv[MAXDIM];
+    static uint8_t codes[MAXN * 4096], codes2[MAXN * 4096];
+    FUZZ_ASSERT(cs <= 4096, "code size %zu", cs);
+    int finite = 1;
+    for (size_t i = 0; i < n * dim; i++) finite &= isfinite(x[i] = val(&in, raw));
+    for (size_t j = 0; j < dim; j++) qv[j] = val(&in, 0);
+
+    if (c.variant == TQ_VARIANT_UNIFORM && c.uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
+        tq_status sc = tq_quantizer_calibrate(q, x, n);
+        FUZZ_CHECK_FAIL_MSG(sc);
+        if (sc != TQ_OK) goto done;
+    }
+    memset(codes, 0xA5, n * cs);
+    s = tq_encode(q, x, n, codes);
+    FUZZ_CHECK_FAIL_MSG(s);
+    if (!finite) {
+        FUZZ_ASSERT(s == TQ_ERR_NONFINITE, "a batch with NaN/Inf gave %s", tq_status_str(s));
+        for (size_t i = 0; i < n * cs; i++) FUZZ_ASSERT(codes[i] == 0xA5, "refused encode wrote byte %zu", i);
+        goto done;
+    }
+    if (s != TQ_OK) goto done; /* e.g. a norm beyond float32: refused with a message */
+
+    /* deterministic: row by row, one thread, two threads */
+    for (size_t i = 0; i < n; i++) FUZZ_ASSERT(tq_encode(q, x + i * dim, 1, codes2 + i * cs) == TQ_OK, "row encode");
+    FUZZ_ASSERT(memcmp(codes, codes2, n * cs) == 0, "row-by-row encode differs from the batch");
+    FUZZ_ASSERT(tq_set_threads(2) == TQ_OK, "threads");
+    FUZZ_ASSERT(tq_encode(q, x, n, codes2) == TQ_OK, "encode on 2 threads: %s", tq_last_error());
+    FUZZ_ASSERT(tq_set_threads(1) == TQ_OK, "threads");
+    FUZZ_ASSERT(memcmp(codes, codes2, n * cs) == 0, "encode on 2 threads differs");
+
+    /* decode: finite */
+    s = tq_decode(q, codes, n, y);
+    FUZZ_ASSERT(s == TQ_OK, "decode of fresh codes: %s", tq_last_error());
+    for (size_t i = 0; i < n * dim; i++) FUZZ_ASSERT(isfinite(y[i]), "decoded [%zu] is %g from finite input", i, y[i]);
+
+    /* scores against the decoded vectors */
+    tq_query *pq = NULL;
+    if (tq_query_create(q, &pq) == TQ_OK && tq_query_set(pq, qv) == TQ_OK) {
+        float ip[MAXN], l2[MAXN];
+        FUZZ_ASSERT(tq_score(q, pq, TQ_METRIC_IP, codes, n, ip) == TQ_OK, "score: %s", tq_last_error());
+        FUZZ_ASSERT(tq_score(q, pq, TQ_METRIC_L2, codes, n, l2) == TQ_OK, "score: %s", tq_last_error());
+        tq_config got;
+        (void)tq_quantizer_get_config(q, &got);
+        int linear = got.variant == TQ_VARIANT_UNIFORM || got.norm != TQ_NORM_UNBIASED;
+        double qq = 0.0;
+        for (size_t j = 0; j < dim; j++) qq += (double)qv[j] * qv[j];
+        /* the comparison holds where the exact values fit float32 comfortably */
+        for (size_t i = 0; i < n && linear && qq < 1e30; i++) {
+            double dot = 0.0, yy = 0.0, qa = 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                dot += (double)qv[j] * y[i * dim + j];
+                yy += (double)y[i * dim + j] * y[i * dim + j];
+                qa += fabs((double)qv[j]);
+            }
+            double xn = 0.0;
+            for (size_t j = 0; j < dim; j++) xn += (double)x[i * dim + j] * x[i * dim + j];
+            if (yy > 1e30 || xn > 1e30) continue;
+            double tol = 1e-4 * sqrt(qq) * sqrt(yy) * sqrt((double)dim) + 1e-30;
+            FUZZ_ASSERT(fabs(ip[i] - dot) <= tol, "IP score %.9g vs <q, decode> %.9g (tol %.3g)", ip[i], dot, tol);
+            /* the norm term is ||decode||^2 or, where the record keeps it, the exact ||x||^2 */
+            double xx = 0.0;
+            for (size_t j = 0; j < dim; j++) xx += (double)x[i * dim + j] * x[i * dim + j];
+            double l2a = qq - 2.0 * dot + yy, l2b = qq - 2.0 * dot + xx, slack = 2.0 * tol + 1e-5 * (qq + yy + xx);
+            FUZZ_ASSERT(fabs(l2[i] - l2a) <= slack || fabs(l2[i] - l2b) <= slack,
+                        "L2 score %.9g vs %.9g (decoded norm) or %.9g (exact norm); variant %d norm %d", l2[i], l2a,
+                        l2b, (int)got.variant, (int)got.norm);
+            (void)qa;
+        }
+    }
+    tq_query_free(pq);
+
+    /* serialize -> deserialize -> the same bytes and the same codes */
+    size_t sz = 0, w = 0;
+    FUZZ_ASSERT(tq_quantizer_serialized_size(q, &sz) == TQ_OK, "size: %s", tq_last_error());
+    uint8_t *buf = malloc(sz), *buf2 = malloc(sz);
+    FUZZ_ASSERT(buf && buf2, "out of memory");
+    FUZZ_ASSERT(tq_quantizer_serialize(q, buf, sz, &w) == TQ_OK && w == sz, "serialize: %s", tq_last_error());
+    tq_quantizer *q2 = NULL;
+    FUZZ_ASSERT(tq_quantizer_deserialize(buf, sz, &q2) == TQ_OK, "own bytes refused: %s", tq_last_error());
+    FUZZ_ASSERT(tq_quantizer_serialize(q2, buf2, sz, &w) == TQ_OK && w == sz && memcmp(buf, buf2, sz) == 0,
+                "serialize after deserialize differs");
+    FUZZ_ASSERT(tq_encode(q2, x, n, codes2) == TQ_OK, "encode by the loaded quantizer: %s", tq_last_error());
+    FUZZ_ASSERT(memcmp(codes, codes2, n * cs) == 0, "the loaded quantizer encodes differently");
+    tq_quantizer_free(q2);
+    free(buf);
+    free(buf2);
+done:
+    tq_quantizer_free(q);
+    return 0;
+}
