@@ -11,6 +11,13 @@
  * reported error does not depend on scheduling. Thread-count changes take
  * effect on the next job. Nothing here prints or aborts; if a thread cannot be
  * created the pool just runs with the threads it has.
+ *
+ * fork(): a child process has none of the parent's workers, only their count,
+ * and may inherit the locks held. pthread_atfork handlers (registered when the
+ * first worker starts) make fork wait for a running job, then give the child
+ * an empty pool with fresh locks, so a forked child (Python multiprocessing,
+ * pre-forking servers) starts its own workers instead of waiting forever for
+ * threads that do not exist.
  */
 #include "pool.h"
 
@@ -103,12 +110,39 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+static void fork_prepare(void) {
+    pthread_mutex_lock(&pool_busy);
+    pthread_mutex_lock(&pool_lock);
+}
+
+static void fork_parent(void) {
+    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&pool_busy);
+}
+
+static void fork_child(void) {
+    /* the workers are gone; their sleeping state and the locks start over */
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    pool_lock = m;
+    pool_busy = m;
+    pool_wake = c;
+    pool_done = c;
+    pool_started = 0;
+    job_active = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { (void)pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
 tq_status tq_parallel_for(size_t n, size_t min_chunk, tq_range_fn fn, void *ctx) {
     if (n == 0) return TQ_OK;
     if (min_chunk == 0) min_chunk = 1;
     unsigned threads = tq_get_threads();
     size_t max_chunks = (n + min_chunk - 1) / min_chunk;
-    if (threads <= 1 || max_chunks <= 1 || pthread_mutex_trylock(&pool_busy) != 0) return fn(ctx, 0, n);
+    if (threads <= 1 || max_chunks <= 1) return fn(ctx, 0, n);
+    pthread_once(&atfork_once, register_atfork);
+    if (pthread_mutex_trylock(&pool_busy) != 0) return fn(ctx, 0, n);
 
     pthread_mutex_lock(&pool_lock);
     while (pool_started + 1 < threads) {
