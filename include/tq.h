@@ -18,15 +18,24 @@
  * scored straight against packed records (tq_score), never by decoding.
  *
  * Threads: a tq_quantizer is read-only after tq_quantizer_create (only
- * tq_quantizer_calibrate changes it), so tq_encode, tq_decode and tq_score may
- * run on one quantizer from many threads at once; a tq_query belongs to one
- * thread at a time. Codes do not depend on how a batch is split across calls
- * or threads.
+ * tq_quantizer_calibrate changes it, and needs exclusive access), so
+ * tq_encode, tq_decode and tq_score may run on one quantizer from many threads
+ * at once; a tq_query belongs to one thread at a time. Indexes and KV caches
+ * lock themselves (see their sections). Batch work runs on one process-wide
+ * pool of tq_set_threads() threads that any thread may use (a caller that
+ * finds it busy runs its batch itself); the pool survives fork(): a child
+ * starts its own workers. tq_last_error() is per thread. Codes do not depend
+ * on how a batch is split across calls or threads. Every one of these
+ * promises is tested under ThreadSanitizer (tests/test_concurrency.c).
  *
  * Zero vectors are accepted: they encode to a record whose factors are 0,
  * decode to the zero vector, and score 0 (inner product) or ||q||^2 (L2).
  * NaN or Inf anywhere in an input batch rejects the whole batch
- * (TQ_ERR_NONFINITE) and leaves the output buffer untouched.
+ * (TQ_ERR_NONFINITE) and leaves the output buffer untouched; so does a
+ * finite row that cannot be encoded (a norm beyond float32, a UNIFORM GROUP
+ * range beyond the fp16 of its factors), and so does a count whose buffers
+ * would not fit in memory (TQ_ERR_SIZE). docs/bad-input.md lists every bad
+ * input the tests try and what it gets.
  */
 #ifndef TQ_H
 #define TQ_H
@@ -326,8 +335,14 @@ TQ_API TQ_NODISCARD tq_status tq_write_ids(const char *path, const int64_t *data
  * shortlist), optionally reranks the best candidates with stored float32
  * vectors or a second, finer code, and returns the top k.
  *
- * Threads: one writer or many readers. tq_index_search may run from many
- * threads at once; add/remove/save need exclusive access. A batch search
+ * Threads: every call may come from any thread at any time, except
+ * tq_index_free (no other call on the index may be running or start). The
+ * index holds a reader-writer lock: searches, saves, tq_index_size,
+ * tq_index_memory_usage and tq_index_get_config share it and run side by
+ * side; tq_index_add and tq_index_remove take it alone (writer-preferring on
+ * glibc, so a stream of searches cannot starve them), so each search sees
+ * the index wholly before or wholly after a write, and a save taken during
+ * writes holds one of the states the writer went through. A batch search
  * uses tq_set_threads() threads, parallel over queries. ---- */
 
 typedef enum tq_index_metric {
@@ -401,17 +416,21 @@ TQ_API TQ_NODISCARD tq_status tq_index_memory_usage(const tq_index *ix, tq_index
  * Add n vectors. ids: n distinct ids not in the index (>= 0), or NULL to
  * number them automatically (one more than the largest id ever added, from
  * 0). assigned (may be NULL) receives the n ids used. All or nothing: on
- * failure (NaN, duplicate id, no memory) the index is unchanged.
+ * failure (NaN, a norm beyond float32 unless the metric is cosine, duplicate
+ * id, no memory) the index is unchanged.
  */
 TQ_API TQ_NODISCARD tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *ids,
                                            int64_t *assigned);
-/** Remove the vectors with these ids; ids not present are skipped. *removed (may be NULL) counts the rest. */
+/** Remove the vectors with these ids; ids not present (negative ones too) are skipped. *removed (may be NULL)
+ *  counts the rest. */
 TQ_API TQ_NODISCARD tq_status tq_index_remove(tq_index *ix, const int64_t *ids, size_t n, size_t *removed);
 /**
  * Top k for each of nq queries: ids[qi * k + r] and scores[qi * k + r]
  * (scores may be NULL), best first (IP and cosine: descending; L2:
  * ascending). Fewer than k vectors: the rest are id -1, score NaN.
- * params may be NULL.
+ * params may be NULL. Queries must be finite and, unless the metric is
+ * cosine, of norm <= FLT_MAX / sqrt(dim), so scores cannot overflow
+ * (TQ_ERR_NONFINITE); a refused batch writes no result.
  */
 TQ_API TQ_NODISCARD tq_status tq_index_search(const tq_index *ix, const float *queries, size_t nq, size_t k,
                                               const tq_search_params *params, int64_t *ids, float *scores);
@@ -449,7 +468,10 @@ TQ_API TQ_NODISCARD tq_status tq_index_open_mmap(const char *path, tq_index **ou
  * Layouts: keys/values [n][kv_heads][head_dim], queries and outputs
  * [nq][q_heads][head_dim], all float32 row-major.
  *
- * Threads: one writer or many readers (as for tq_index); attend runs over
+ * Threads: as for tq_index, any call from any thread except tq_kv_free. A
+ * reader-writer lock lets attend, logits, decode, length and memory usage
+ * run side by side while tq_kv_append waits for them and runs alone, so an
+ * attend sees the cache wholly before or after an append. attend runs over
  * (query token, KV head) items on tq_set_threads() threads; results do not
  * depend on the thread count. ---- */
 
@@ -552,7 +574,9 @@ TQ_API TQ_NODISCARD tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *
 /**
  * Append n tokens (positions length .. length + n - 1). keys and values are
  * [n][kv_heads][head_dim]. All or nothing: NaN/Inf, a factor beyond fp16
- * range or no memory leave the cache unchanged.
+ * range or no memory leave the cache unchanged. Every token is checked by
+ * the append that brings it, also one that stays exact in the window for
+ * now, so a later append never fails on an earlier token.
  */
 TQ_API TQ_NODISCARD tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t n);
 
@@ -589,7 +613,8 @@ TQ_API TQ_NODISCARD tq_status tq_kv_decode(const tq_kv *kv, size_t start, size_t
  * Float32 reference attention on plain arrays (no compression), with the
  * same conventions as tq_kv_attend: keys, values [ntok][kv_heads][head_dim],
  * q [nq][q_heads][head_dim], q_pos as above (q_pos[i] < ntok). Scores and the
- * softmax are computed in double.
+ * softmax are computed in double. NaN/Inf in keys, values or q:
+ * TQ_ERR_NONFINITE; every argument is checked before out is written.
  */
 TQ_API TQ_NODISCARD tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok,
                                                uint32_t kv_heads, uint32_t head_dim, const float *q, size_t nq,

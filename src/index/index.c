@@ -15,8 +15,10 @@
  * chunk by chunk, so each chunk is read from memory once per group rather than
  * once per query; groups run in parallel on the pool.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np (glibc), and POSIX 2008 */
 #include "index.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +109,17 @@ static tq_status check_config(const tq_index_config *cfg) {
 
 tq_status tq_index_wrap(const tq_index_config *cfg, tq_quantizer *q, tq_quantizer *rq, tq_index **out) {
     tq_index *ix = calloc(1, sizeof *ix);
-    if (!ix) {
+    pthread_rwlockattr_t attr;
+    int lock_ok = ix && pthread_rwlockattr_init(&attr) == 0;
+    if (lock_ok) {
+#if defined(__GLIBC__)
+        (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+        lock_ok = pthread_rwlock_init(&ix->lock, &attr) == 0;
+        pthread_rwlockattr_destroy(&attr);
+    }
+    if (!lock_ok) {
+        free(ix);
         tq_quantizer_free(q);
         tq_quantizer_free(rq);
         return tq_fail(TQ_ERR_NOMEM, "out of memory for an index");
@@ -184,17 +196,30 @@ void tq_index_free(tq_index *ix) {
     free(ix->map_slots);
     tq_quantizer_free(ix->q);
     tq_quantizer_free(ix->rq);
+    pthread_rwlock_destroy(&ix->lock);
     free(ix);
 }
+
+void tq_index_rdlock(const tq_index *ix) { pthread_rwlock_rdlock((pthread_rwlock_t *)&ix->lock); }
+void tq_index_wrlock(tq_index *ix) { pthread_rwlock_wrlock(&ix->lock); }
+void tq_index_unlock(const tq_index *ix) { pthread_rwlock_unlock((pthread_rwlock_t *)&ix->lock); }
 
 tq_status tq_index_get_config(const tq_index *ix, tq_index_config *out) {
     tq_clear_error();
     TQ_RETURN_IF(!ix || !out, TQ_ERR_INVALID_ARG, "NULL argument");
+    tq_index_rdlock(ix);
     *out = ix->cfg;
+    tq_index_unlock(ix);
     return TQ_OK;
 }
 
-size_t tq_index_size(const tq_index *ix) { return ix ? ix->n : 0; }
+size_t tq_index_size(const tq_index *ix) {
+    if (!ix) return 0;
+    tq_index_rdlock(ix);
+    size_t n = ix->n;
+    tq_index_unlock(ix);
+    return n;
+}
 size_t tq_index_dim(const tq_index *ix) { return ix ? ix->cfg.quant.dim : 0; }
 const tq_quantizer *tq_index_quantizer(const tq_index *ix) { return ix ? ix->q : NULL; }
 
@@ -202,7 +227,7 @@ size_t tq_index_blocks_bytes(const tq_index *ix, size_t n) {
     return n ? tq_fs_size(n, ix->cfg.quant.dim, ix->fs_bits) : 0;
 }
 
-tq_status tq_index_memory_usage(const tq_index *ix, tq_index_memory *out) {
+static tq_status index_memory_usage_unlocked(const tq_index *ix, tq_index_memory *out) {
     tq_clear_error();
     TQ_RETURN_IF(!ix || !out, TQ_ERR_INVALID_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
@@ -235,7 +260,8 @@ static size_t map_hash(int64_t key, size_t cap) {
 }
 
 static size_t map_find(const tq_index *ix, int64_t key) {
-    if (!ix->map_cap) return SIZE_MAX;
+    /* ids are >= 0; a negative key (-1 marks an empty entry) is never present */
+    if (!ix->map_cap || key < 0) return SIZE_MAX;
     for (size_t h = map_hash(key, ix->map_cap);; h = (h + 1) & (ix->map_cap - 1)) {
         if (ix->map_keys[h] == key) return h;
         if (ix->map_keys[h] < 0) return SIZE_MAX;
@@ -482,17 +508,58 @@ static tq_status check_finite(const float *x, size_t n, size_t d, const char *wh
     return TQ_OK;
 }
 
+/* The first row of norm above limit, or n. */
+static size_t first_row_above(const float *x, size_t n, size_t d, double limit, double *norm) {
+    for (size_t i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (size_t j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
+        *norm = sqrt(ss);
+        if (*norm > limit) return i;
+    }
+    return n;
+}
+
+/*
+ * Vectors to add: finite, and (but for cosine, which normalizes them) of a norm float32 holds, as tq_encode
+ * needs; checked here so the message names the row of the whole batch and nothing is done before.
+ */
+static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, size_t d) {
+    TQ_FORWARD(check_finite(x, n, d, "vector"));
+    double norm = 0.0;
+    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, FLT_MAX, &norm);
+    TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE, "vector row %zu: its norm overflows float32", i);
+    return TQ_OK;
+}
+
+/*
+ * Queries: finite, and (but for cosine) of a norm whose scores cannot overflow float32 on the way: the
+ * rotation and the lookup tables sum up to sqrt(d) * ||q||. Checked before any search work, so a refused
+ * batch writes no result.
+ */
+static tq_status check_queries(const tq_index *ix, const float *x, size_t n, size_t d) {
+    TQ_FORWARD(check_finite(x, n, d, "query"));
+    const double limit = FLT_MAX / sqrt((double)d);
+    double norm = 0.0;
+    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, limit, &norm);
+    TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE,
+                 "query row %zu: its norm %.3g exceeds %.3g (FLT_MAX / sqrt(dim)): its scores would overflow "
+                 "float32", i, norm, limit);
+    return TQ_OK;
+}
+
 /* ------------------------------------------------------------------ add */
 
-tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *ids, int64_t *assigned) {
+static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, const int64_t *ids, int64_t *assigned) {
     tq_clear_error();
     TQ_RETURN_IF(!ix, TQ_ERR_INVALID_ARG, "NULL index");
     if (n == 0) return TQ_OK;
     TQ_RETURN_IF(!x, TQ_ERR_INVALID_ARG, "vectors are NULL");
     size_t d = ix->cfg.quant.dim, total, cells;
-    TQ_RETURN_IF(!tq_add_size(ix->n, n, &total) || !tq_mul_size(n, d, &cells), TQ_ERR_SIZE,
-                 "adding %zu vectors overflows", n);
-    TQ_FORWARD(check_finite(x, n, d, "vector"));
+    size_t bytes; /* the caller's x (n * d floats) and ids (n) must fit the address space */
+    TQ_RETURN_IF(!tq_add_size(ix->n, n, &total) || !tq_mul_size(n, d, &cells) ||
+                     !tq_mul_size(cells, sizeof(float), &bytes) || !tq_mul_size(n, sizeof(int64_t), &bytes),
+                 TQ_ERR_SIZE, "adding %zu vectors overflows", n);
+    TQ_FORWARD(check_vectors(ix, x, n, d));
     if (ids) {
         for (size_t i = 0; i < n; i++)
             TQ_RETURN_IF(ids[i] < 0, TQ_ERR_INVALID_ARG, "id %lld (row %zu) is negative", (long long)ids[i], i);
@@ -609,12 +676,14 @@ tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *id
 
 /* --------------------------------------------------------------- remove */
 
-tq_status tq_index_remove(tq_index *ix, const int64_t *ids, size_t n, size_t *removed) {
+static tq_status index_remove_unlocked(tq_index *ix, const int64_t *ids, size_t n, size_t *removed) {
     tq_clear_error();
     TQ_RETURN_IF(!ix, TQ_ERR_INVALID_ARG, "NULL index");
     if (removed) *removed = 0;
     if (n == 0) return TQ_OK;
     TQ_RETURN_IF(!ids, TQ_ERR_INVALID_ARG, "ids are NULL");
+    size_t bytes;
+    TQ_RETURN_IF(!tq_mul_size(n, sizeof(int64_t), &bytes), TQ_ERR_SIZE, "removing %zu ids overflows", n);
     TQ_FORWARD(tq_index_materialize(ix));
     TQ_FORWARD(ensure_map(ix, ix->n));
     uint8_t *rec = malloc(ix->code_size), *rowbuf = malloc(ix->cfg.quant.dim + 8);
@@ -950,15 +1019,18 @@ static tq_status search_range(void *ctx, size_t begin, size_t end) {
     return s;
 }
 
-tq_status tq_index_search(const tq_index *ix, const float *queries, size_t nq, size_t k,
-                          const tq_search_params *params, int64_t *ids, float *scores) {
+static tq_status index_search_unlocked(const tq_index *ix, const float *queries, size_t nq, size_t k,
+                                       const tq_search_params *params, int64_t *ids, float *scores) {
     tq_clear_error();
     TQ_RETURN_IF(!ix, TQ_ERR_INVALID_ARG, "NULL index");
     if (nq == 0 || k == 0) return TQ_OK;
     TQ_RETURN_IF(!queries || !ids, TQ_ERR_INVALID_ARG, "queries or ids is NULL");
     size_t d = ix->cfg.quant.dim, cells;
-    TQ_RETURN_IF(!tq_mul_size(nq, k, &cells) || !tq_mul_size(nq, d, &cells), TQ_ERR_SIZE, "nq x k overflows");
-    TQ_FORWARD(check_finite(queries, nq, d, "query"));
+    /* the caller's queries (nq * d floats) and results (nq * k ids) must fit the address space */
+    TQ_RETURN_IF(!tq_mul_size(nq, k, &cells) || !tq_mul_size(cells, sizeof(int64_t), &cells) ||
+                     !tq_mul_size(nq, d, &cells) || !tq_mul_size(cells, sizeof(float), &cells),
+                 TQ_ERR_SIZE, "nq = %zu queries with k = %zu overflows", nq, k);
+    TQ_FORWARD(check_queries(ix, queries, nq, d));
     size_t n = ix->n, kk = k < n ? k : n;
     size_t shortlist = params && params->shortlist ? params->shortlist : (2 * kk > kk + 32 ? 2 * kk : kk + 32);
     size_t depth = kk;
@@ -978,4 +1050,39 @@ tq_status tq_index_search(const tq_index *ix, const float *queries, size_t nq, s
     }
     search_job j = {ix, queries, nq, k, shortlist, depth, ids, scores};
     return tq_parallel_for(nq, GROUP_QUERIES, search_range, &j);
+}
+
+/* ---- the public entry points: the lock around the bodies above ---- */
+
+tq_status tq_index_memory_usage(const tq_index *ix, tq_index_memory *out) {
+    if (!ix) return index_memory_usage_unlocked(ix, out);
+    tq_index_rdlock(ix);
+    tq_status s = index_memory_usage_unlocked(ix, out);
+    tq_index_unlock(ix);
+    return s;
+}
+
+tq_status tq_index_add(tq_index *ix, const float *x, size_t n, const int64_t *ids, int64_t *assigned) {
+    if (!ix) return index_add_unlocked(ix, x, n, ids, assigned);
+    tq_index_wrlock(ix);
+    tq_status s = index_add_unlocked(ix, x, n, ids, assigned);
+    tq_index_unlock(ix);
+    return s;
+}
+
+tq_status tq_index_remove(tq_index *ix, const int64_t *ids, size_t n, size_t *removed) {
+    if (!ix) return index_remove_unlocked(ix, ids, n, removed);
+    tq_index_wrlock(ix);
+    tq_status s = index_remove_unlocked(ix, ids, n, removed);
+    tq_index_unlock(ix);
+    return s;
+}
+
+tq_status tq_index_search(const tq_index *ix, const float *queries, size_t nq, size_t k,
+                          const tq_search_params *params, int64_t *ids, float *scores) {
+    if (!ix) return index_search_unlocked(ix, queries, nq, k, params, ids, scores);
+    tq_index_rdlock(ix);
+    tq_status s = index_search_unlocked(ix, queries, nq, k, params, ids, scores);
+    tq_index_unlock(ix);
+    return s;
 }

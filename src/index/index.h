@@ -22,6 +22,8 @@
 #ifndef TQ_INDEX_H
 #define TQ_INDEX_H
 
+#include <pthread.h>
+
 #include "../core/common.h"
 
 struct tq_index {
@@ -54,7 +56,16 @@ struct tq_index {
     /* memory-mapped file (NULL when the storage is owned) */
     void *map_base;
     size_t map_len;
+    /* readers (search, save, size, memory usage, config) share it; add and remove hold it alone.
+     * Writer-preferring where the C library offers it, so searches cannot starve an add. */
+    pthread_rwlock_t lock;
 };
+
+/** Take the index's lock for reading / writing, and release it (the lock is not part of the index's
+ *  value, so the const versions cast it away). */
+TQ_INTERNAL void tq_index_rdlock(const tq_index *ix);
+TQ_INTERNAL void tq_index_wrlock(tq_index *ix);
+TQ_INTERNAL void tq_index_unlock(const tq_index *ix);
 
 /**
  * A new empty index around existing quantizers (ownership of q and rq passes to

@@ -16,6 +16,7 @@
  * distinct, below next_id) and the zero padding of the last block.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -194,7 +195,7 @@ static tq_status blob(const tq_quantizer *q, uint8_t **out, uint64_t *len) {
     return TQ_OK;
 }
 
-tq_status tq_index_save(const tq_index *ix, const char *path) {
+static tq_status index_save_unlocked(const tq_index *ix, const char *path) {
     tq_clear_error();
     TQ_RETURN_IF(!ix || !path, TQ_ERR_INVALID_ARG, "NULL index or path");
     save_ctx c;
@@ -364,7 +365,7 @@ static tq_status parse(const uint8_t *img, uint64_t size, const char *path, tq_i
 /* Map (or read) the file and parse it; on success the index owns the mapping. */
 static tq_status open_file(const char *path, tq_index **out) {
     int fd = open(path, O_RDONLY);
-    TQ_RETURN_IF(fd < 0, TQ_ERR_IO, "%s: cannot open", path);
+    TQ_RETURN_IF(fd < 0, TQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -372,7 +373,11 @@ static tq_status open_file(const char *path, tq_index **out) {
     }
     uint64_t size = (uint64_t)st.st_size;
     if (size < IX_HEADER) {
+        /* a short file that is not an index at all (another tq file, say) is named as such, not "truncated" */
+        uint8_t magic[4];
+        int other = size >= 4 && pread(fd, magic, 4, 0) == 4 && memcmp(magic, "TQIX", 4) != 0;
         close(fd);
+        TQ_RETURN_IF(other, TQ_ERR_FORMAT, "%s: not a tq index file (magic is not TQIX)", path);
         return tq_fail(TQ_ERR_FORMAT, "%s: truncated: %llu bytes, an index header is %d", path,
                        (unsigned long long)size, IX_HEADER);
     }
@@ -390,6 +395,15 @@ static tq_status open_file(const char *path, tq_index **out) {
     ix->cap = ix->n;
     *out = ix;
     return TQ_OK;
+}
+
+/* Saving only reads the index: searches may run meanwhile, adds and removes wait. */
+tq_status tq_index_save(const tq_index *ix, const char *path) {
+    if (!ix) return index_save_unlocked(ix, path);
+    tq_index_rdlock(ix);
+    tq_status s = index_save_unlocked(ix, path);
+    tq_index_unlock(ix);
+    return s;
 }
 
 tq_status tq_index_open_mmap(const char *path, tq_index **out) {

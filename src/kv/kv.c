@@ -36,7 +36,9 @@
  * Items run in parallel on the pool; each is computed the same way whatever
  * thread runs it, so results do not depend on the thread count.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np (glibc), and POSIX 2008 */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,14 @@ struct tq_kv {
     size_t nsink;
     float *win[2];     /* [window][H][D]: keys, values of the nwin most recent tokens, oldest first */
     size_t nwin;       /* tokens: [0, nsink) sinks, then ncomp compressed, then nwin in the window */
+    /* attend, logits, decode, length, memory usage and config share it; append holds it alone
+     * (writer-preferring where the C library offers it) */
+    pthread_rwlock_t lock;
+    int lock_ok;
 };
+
+static void kv_rdlock(const tq_kv *kv) { pthread_rwlock_rdlock((pthread_rwlock_t *)&kv->lock); }
+static void kv_unlock(const tq_kv *kv) { pthread_rwlock_unlock((pthread_rwlock_t *)&kv->lock); }
 
 /* ------------------------------------------------------------------ config */
 
@@ -222,6 +231,7 @@ void tq_kv_free(tq_kv *kv) {
         free(kv->outl[s]);
         free(kv->center[s]);
     }
+    if (kv->lock_ok) pthread_rwlock_destroy(&kv->lock);
     free(kv);
 }
 
@@ -247,6 +257,18 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
     TQ_FORWARD(validate(cfg));
     tq_kv *kv = calloc(1, sizeof *kv);
     TQ_RETURN_IF(!kv, TQ_ERR_NOMEM, "out of memory for a KV cache");
+    pthread_rwlockattr_t attr;
+    if (pthread_rwlockattr_init(&attr) == 0) {
+#if defined(__GLIBC__)
+        (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+        kv->lock_ok = pthread_rwlock_init(&kv->lock, &attr) == 0;
+        pthread_rwlockattr_destroy(&attr);
+    }
+    if (!kv->lock_ok) {
+        free(kv);
+        return tq_fail(TQ_ERR_NOMEM, "out of memory for a KV cache's lock");
+    }
     kv->cfg = *cfg;
     kv->H = cfg->kv_heads;
     kv->D = cfg->head_dim;
@@ -302,14 +324,20 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
 
 tq_status tq_kv_get_config(const tq_kv *kv, tq_kv_config *out) {
     TQ_RETURN_IF(!kv || !out, TQ_ERR_INVALID_ARG, "NULL argument");
-    *out = kv->cfg;
+    *out = kv->cfg; /* the config never changes after create */
     out->key.outlier_channels = out->value.outlier_channels = NULL;
     return TQ_OK;
 }
 
-size_t tq_kv_length(const tq_kv *kv) { return kv ? kv->length : 0; }
+size_t tq_kv_length(const tq_kv *kv) {
+    if (!kv) return 0;
+    kv_rdlock(kv);
+    size_t n = kv->length;
+    kv_unlock(kv);
+    return n;
+}
 
-tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *out) {
+static tq_status kv_memory_usage_unlocked(const tq_kv *kv, tq_kv_memory *out) {
     TQ_RETURN_IF(!kv || !out, TQ_ERR_INVALID_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
     uint64_t H = kv->H, D = kv->D;
@@ -468,10 +496,34 @@ static tq_status ensure_capacity(tq_kv *kv, size_t need) {
 }
 
 /*
- * Encode `count` tokens of side s into slots ncomp.. of every head: the first
- * `from_win` from the window's oldest, the rest from new[0..).
+ * Encode head h's tokens x ([count][D], centered) one at a time into scratch, as they would be stored; the
+ * first that cannot be (a factor beyond fp16, a norm beyond float32, a group range beyond fp16) fails,
+ * naming its position pos0 + t.
  */
-static tq_status encode_tokens(tq_kv *kv, int s, const float *fresh, size_t from_win, size_t count) {
+static tq_status check_tokens(const tq_kv *kv, int s, uint32_t h, const float *x, size_t count, size_t pos0) {
+    const kv_side *sd = &kv->side[s];
+    uint8_t *rec = malloc(sd->rec), *srec = malloc(sd->srec);
+    tq_status st = (rec && srec) ? TQ_OK : tq_fail(TQ_ERR_NOMEM, "out of memory checking %zu tokens", count);
+    for (size_t t = 0; t < count && st == TQ_OK; t++) {
+        st = tq_encode(sd->q[h], x + t * kv->D, 1, rec);
+        if (st == TQ_OK) st = store_record(sd, rec, srec);
+        if (st != TQ_OK && st != TQ_ERR_NOMEM) {
+            const char *m = tq_last_error();
+            if (strncmp(m, "input row 0: ", 13) == 0) m += 13;
+            st = tq_fail(st, "%s of token %zu, head %u: %s", side_name(s), pos0 + t, h, m);
+        }
+    }
+    free(rec);
+    free(srec);
+    return st;
+}
+
+/*
+ * Encode `count` tokens of side s into slots ncomp.. of every head: the first
+ * `from_win` from the window's oldest, the rest from new[0..). pos0 is the
+ * position of the first (for messages).
+ */
+static tq_status encode_tokens(tq_kv *kv, int s, const float *fresh, size_t from_win, size_t count, size_t pos0) {
     const uint32_t H = kv->H, D = kv->D;
     kv_side *sd = &kv->side[s];
     float *tmp = malloc(count * D * sizeof(float));
@@ -483,13 +535,34 @@ static tq_status encode_tokens(tq_kv *kv, int s, const float *fresh, size_t from
         st = tq_encode(sd->q[h], tmp, count, recs);
         for (size_t t = 0; t < count && st == TQ_OK; t++)
             st = store_record(sd, recs + t * sd->rec, sd->codes[h] + (kv->ncomp + t) * sd->srec);
+        if (st != TQ_OK && st != TQ_ERR_NOMEM) st = check_tokens(kv, s, h, tmp, count, pos0); /* which token */
     }
     free(tmp);
     free(recs);
     return st;
 }
 
-tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t n) {
+/*
+ * Tokens entering the window are encoded only when a later append pushes them out. Encode them once now
+ * (into scratch), so a token the cache could never encode is refused by the append that brings it, not by
+ * every later append that would evict it (which would leave the cache unable to grow).
+ */
+static tq_status check_window_tokens(const tq_kv *kv, const float *keys, const float *values, size_t count,
+                                     size_t pos0) {
+    const uint32_t D = kv->D;
+    float *tmp = malloc(count * D * sizeof(float));
+    tq_status st = tmp ? TQ_OK : tq_fail(TQ_ERR_NOMEM, "out of memory checking %zu tokens", count);
+    for (int s = 0; s < 2 && st == TQ_OK; s++) {
+        for (uint32_t h = 0; h < kv->H && st == TQ_OK; h++) {
+            gather_head(kv, s, s ? values : keys, count, h, tmp);
+            st = check_tokens(kv, s, h, tmp, count, pos0);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+static tq_status kv_append_unlocked(tq_kv *kv, const float *keys, const float *values, size_t n) {
     tq_clear_error();
     TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
     if (n == 0) return TQ_OK;
@@ -520,9 +593,15 @@ tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t
     const size_t W = kv->cfg.window;
     size_t evict = kv->nwin + n > W ? kv->nwin + n - W : 0;
     size_t from_win = evict < kv->nwin ? evict : kv->nwin;
-    tq_status st = ensure_capacity(kv, kv->ncomp + evict);
+    size_t keep = kv->nwin + n - evict, keep_new = n < keep ? n : keep, keep_old = keep - keep_new;
+    const size_t pos_new = kv->length + to_sink; /* the position of keys[0] */
+    tq_status st = TQ_OK;
+    if (keep_new)
+        st = check_window_tokens(kv, keys + (n - keep_new) * tok, values + (n - keep_new) * tok, keep_new,
+                                 pos_new + (n - keep_new));
+    if (st == TQ_OK) st = ensure_capacity(kv, kv->ncomp + evict);
     for (int s = 0; s < 2 && st == TQ_OK && evict; s++)
-        st = encode_tokens(kv, s, s ? values : keys, from_win, evict);
+        st = encode_tokens(kv, s, s ? values : keys, from_win, evict, kv->nsink + to_sink + kv->ncomp);
     if (st != TQ_OK) {
         if (built_now) {
             side_free_quantizers(&kv->side[0], H);
@@ -536,7 +615,6 @@ tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t
         memcpy(kv->sink[s] + kv->nsink * tok, s ? values_all : keys_all, to_sink * tok * sizeof(float));
     kv->nsink += to_sink;
     /* commit: the window keeps the last min(nwin + n, W) tokens of (window, new) */
-    size_t keep = kv->nwin + n - evict, keep_new = n < keep ? n : keep, keep_old = keep - keep_new;
     for (int s = 0; s < 2 && W; s++) {
         const float *fresh = s ? values : keys;
         memmove(kv->win[s], kv->win[s] + (kv->nwin - keep_old) * tok, keep_old * tok * sizeof(float));
@@ -932,8 +1010,8 @@ static tq_status check_queries(const tq_kv *kv, const float *q, size_t nq, uint3
     return check_finite(q, nq, q_heads, kv->D, "query");
 }
 
-tq_status tq_kv_attend(const tq_kv *kv, const float *q, size_t nq, uint32_t q_heads, const int64_t *q_pos,
-                       float scale, float *out) {
+static tq_status kv_attend_unlocked(const tq_kv *kv, const float *q, size_t nq, uint32_t q_heads,
+                                    const int64_t *q_pos, float scale, float *out) {
     tq_clear_error();
     TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
     if (nq == 0) return TQ_OK;
@@ -949,7 +1027,7 @@ tq_status tq_kv_attend(const tq_kv *kv, const float *q, size_t nq, uint32_t q_he
     return tq_parallel_for(nq * kv->H, 1, attend_range, &j);
 }
 
-tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok, float scale, float *logits) {
+static tq_status kv_logits_unlocked(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok, float scale, float *logits) {
     tq_clear_error();
     TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
     TQ_RETURN_IF(!q || !logits, TQ_ERR_INVALID_ARG, "query or logits is NULL");
@@ -1004,11 +1082,11 @@ static tq_status decode_side(const tq_kv *kv, int s, size_t start, size_t n, flo
     return st;
 }
 
-tq_status tq_kv_decode(const tq_kv *kv, size_t start, size_t n, float *keys, float *values) {
+static tq_status kv_decode_unlocked(const tq_kv *kv, size_t start, size_t n, float *keys, float *values) {
     tq_clear_error();
     TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
     TQ_RETURN_IF(start > kv->length || n > kv->length - start, TQ_ERR_INVALID_ARG,
-                 "tokens %zu..%zu are outside the %zu tokens of the cache", start, start + n, kv->length);
+                 "%zu tokens from position %zu are outside the %zu tokens of the cache", n, start, kv->length);
     if (n == 0) return TQ_OK;
     if (keys) TQ_FORWARD(decode_side(kv, 0, start, n, keys));
     if (values) TQ_FORWARD(decode_side(kv, 1, start, n, values));
@@ -1030,8 +1108,18 @@ tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok, 
                  (double)scale);
     size_t total;
     TQ_RETURN_IF(!tq_mul_size(ntok, (size_t)kv_heads * head_dim, &total) ||
-                     !tq_mul_size(nq, (size_t)q_heads * head_dim, &total),
-                 TQ_ERR_SIZE, "sizes overflow");
+                     !tq_mul_size(total, sizeof(float), &total) || !tq_mul_size(ntok, sizeof(double), &total) ||
+                     !tq_mul_size(nq, (size_t)q_heads * head_dim, &total) ||
+                     !tq_mul_size(total, sizeof(float), &total),
+                 TQ_ERR_SIZE, "ntok = %zu tokens or nq = %zu queries is too large", ntok, nq);
+    TQ_FORWARD(check_finite(keys, ntok, kv_heads, head_dim, "key"));
+    TQ_FORWARD(check_finite(values, ntok, kv_heads, head_dim, "value"));
+    TQ_FORWARD(check_finite(q, nq, q_heads, head_dim, "query"));
+    if (q_pos) { /* all checked before any output is written */
+        for (size_t i = 0; i < nq; i++)
+            TQ_RETURN_IF(q_pos[i] < 0 || (uint64_t)q_pos[i] >= ntok, TQ_ERR_INVALID_ARG,
+                         "q_pos[%zu] = %lld is outside the %zu tokens", i, (long long)q_pos[i], ntok);
+    }
     double sc = scale == 0.0f ? 1.0 / sqrt((double)head_dim) : scale;
     const uint32_t G = q_heads / kv_heads;
     double *p = malloc(ntok * sizeof(double));
@@ -1041,13 +1129,7 @@ tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok, 
         free(acc);
         return tq_fail(TQ_ERR_NOMEM, "out of memory");
     }
-    tq_status st = TQ_OK;
-    for (size_t i = 0; i < nq && st == TQ_OK; i++) {
-        if (q_pos && (q_pos[i] < 0 || (uint64_t)q_pos[i] >= ntok)) {
-            st = tq_fail(TQ_ERR_INVALID_ARG, "q_pos[%zu] = %lld is outside the %zu tokens", i, (long long)q_pos[i],
-                         ntok);
-            break;
-        }
+    for (size_t i = 0; i < nq; i++) {
         size_t limit = q_pos ? (size_t)q_pos[i] + 1 : ntok;
         for (uint32_t hq = 0; hq < q_heads; hq++) {
             uint32_t h = hq / G;
@@ -1073,5 +1155,48 @@ tq_status tq_attention_f32(const float *keys, const float *values, size_t ntok, 
     }
     free(p);
     free(acc);
-    return st;
+    return TQ_OK;
+}
+
+/* ---- the public entry points: the lock around the bodies above ---- */
+
+tq_status tq_kv_memory_usage(const tq_kv *kv, tq_kv_memory *out) {
+    if (!kv) return kv_memory_usage_unlocked(kv, out);
+    kv_rdlock(kv);
+    tq_status s = kv_memory_usage_unlocked(kv, out);
+    kv_unlock(kv);
+    return s;
+}
+
+tq_status tq_kv_append(tq_kv *kv, const float *keys, const float *values, size_t n) {
+    if (!kv) return kv_append_unlocked(kv, keys, values, n);
+    pthread_rwlock_wrlock(&kv->lock);
+    tq_status s = kv_append_unlocked(kv, keys, values, n);
+    kv_unlock(kv);
+    return s;
+}
+
+tq_status tq_kv_attend(const tq_kv *kv, const float *q, size_t nq, uint32_t q_heads, const int64_t *q_pos,
+                       float scale, float *out) {
+    if (!kv) return kv_attend_unlocked(kv, q, nq, q_heads, q_pos, scale, out);
+    kv_rdlock(kv);
+    tq_status s = kv_attend_unlocked(kv, q, nq, q_heads, q_pos, scale, out);
+    kv_unlock(kv);
+    return s;
+}
+
+tq_status tq_kv_logits(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok, float scale, float *logits) {
+    if (!kv) return kv_logits_unlocked(kv, q, q_heads, ntok, scale, logits);
+    kv_rdlock(kv);
+    tq_status s = kv_logits_unlocked(kv, q, q_heads, ntok, scale, logits);
+    kv_unlock(kv);
+    return s;
+}
+
+tq_status tq_kv_decode(const tq_kv *kv, size_t start, size_t n, float *keys, float *values) {
+    if (!kv) return kv_decode_unlocked(kv, start, n, keys, values);
+    kv_rdlock(kv);
+    tq_status s = kv_decode_unlocked(kv, start, n, keys, values);
+    kv_unlock(kv);
+    return s;
 }
