@@ -318,8 +318,8 @@ static tq_status check_start(const uint8_t *b, size_t avail, uint64_t total, con
                              unsigned header_size) {
     TQ_RETURN_IF(total == 0, TQ_ERR_FORMAT, "empty: 0 bytes, a tq %s file has at least %u", kind, header_size + 4);
     TQ_RETURN_IF(avail < 4, TQ_ERR_FORMAT, "truncated: %zu bytes, too short to be a tq %s file", avail, kind);
-    TQ_RETURN_IF(memcmp(b, magic, 4) != 0, TQ_ERR_FORMAT, "not a tq %s file (magic is not \"%.4s\"; %zu bytes)", kind,
-                 magic, avail);
+    TQ_RETURN_IF(memcmp(b, magic, 4) != 0, TQ_ERR_FORMAT, "not a tq %s file (magic is not \"%.4s\"; %llu bytes)",
+                 kind, magic, (unsigned long long)total);
     TQ_RETURN_IF(avail < 8, TQ_ERR_FORMAT, "truncated: %zu bytes, a tq %s file header needs %u", avail, kind,
                  header_size);
     return TQ_OK;
@@ -627,7 +627,7 @@ tq_status tq_quantizer_load(const char *path, tq_quantizer **out) {
     TQ_FORWARD(tq_rfile_open(&rf, path));
     tq_status s = TQ_OK;
     if (rf.size > QZ_MAX_FILE) {
-        s = tq_fail(TQ_ERR_FORMAT, "'%s' is %llu bytes, larger than any tq quantizer file (limit %llu)", path,
+        s = tq_fail(TQ_ERR_FORMAT, "%llu bytes, larger than any tq quantizer file (limit %llu)",
                     (unsigned long long)rf.size, (unsigned long long)QZ_MAX_FILE);
     }
     /* Check the header against the real length before allocating the file's size:

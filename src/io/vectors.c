@@ -350,7 +350,7 @@ static tq_status read_npy(tq_rfile *rf, const uint8_t *head, size_t nhead, int t
     TQ_RETURN_IF(rows > (UINT64_MAX / es) / dim, TQ_ERR_FORMAT, "%s: npy shape (%llu, %llu) overflows", path,
                  (unsigned long long)rows, (unsigned long long)dim);
     uint64_t bytes = rows * dim * es, have = rf->size - data_off;
-    TQ_RETURN_IF(have < bytes, TQ_ERR_FORMAT, "truncated: %s: shape (%llu, %llu) needs %llu data bytes, file has %llu",
+    TQ_RETURN_IF(have < bytes, TQ_ERR_FORMAT, "%s: truncated: shape (%llu, %llu) needs %llu data bytes, file has %llu",
                  path, (unsigned long long)rows, (unsigned long long)dim, (unsigned long long)bytes,
                  (unsigned long long)have);
     TQ_RETURN_IF(have > bytes, TQ_ERR_FORMAT, "%s: %llu trailing bytes after the npy data", path,

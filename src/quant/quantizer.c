@@ -68,8 +68,8 @@ tq_status tq_config_set_bits(tq_config *cfg, double bits) {
                  TQ_MAX_BITS);
     uint32_t whole = (uint32_t)floor(bits);
     double frac = bits - whole;
-    cfg->outlier_channels = NULL;
     if (frac == 0.0) {
+        cfg->outlier_channels = NULL;
         cfg->bits = whole;
         cfg->outlier_count = 0;
         cfg->outlier_bits = 0;
@@ -79,6 +79,7 @@ tq_status tq_config_set_bits(tq_config *cfg, double bits) {
     TQ_RETURN_IF(k == 0 || k >= cfg->dim, TQ_ERR_BITS,
                  "%g bits at dim %u: %u channels at %u bits is not a split (need 1..dim-1)", bits, cfg->dim, k,
                  whole + 1);
+    cfg->outlier_channels = NULL;
     cfg->bits = whole;
     cfg->outlier_count = k;
     cfg->outlier_bits = whole + 1;
@@ -97,20 +98,20 @@ static const char *variant_name(tq_variant v) {
 
 /* Checks that depend on one channel set (the whole vector, or one side of a split). */
 static tq_status validate_part(const tq_config *cfg, uint32_t dim, uint32_t bits, const char *what) {
-    TQ_RETURN_IF(bits < 1 || bits > TQ_MAX_BITS, TQ_ERR_BITS, "%s bits = %u, must be 1..%u", what, bits,
+    TQ_RETURN_IF(bits < 1 || bits > TQ_MAX_BITS, TQ_ERR_BITS, "bits = %u for %s, must be 1..%u", bits, what,
                  TQ_MAX_BITS);
     TQ_RETURN_IF(cfg->variant == TQ_VARIANT_QJL && bits != 1, TQ_ERR_BITS,
-                 "%s bits = %u: the qjl variant stores exactly 1 bit per coordinate", what, bits);
+                 "bits = %u for %s: the qjl variant stores exactly 1 bit per coordinate", bits, what);
     int needs_codebook = (cfg->variant == TQ_VARIANT_MSE) || (cfg->variant == TQ_VARIANT_PROD && bits >= 2);
     TQ_RETURN_IF(needs_codebook && dim < 2, TQ_ERR_DIM,
                  "%s has %u channel(s): the %s codebook needs at least 2 (the sphere law is defined for d >= 2)",
                  what, dim, variant_name(cfg->variant));
     TQ_RETURN_IF(cfg->rotation == TQ_ROTATION_DENSE && dim > TQ_MAX_DENSE_DIM, TQ_ERR_DIM,
-                 "%s has %u channels: a dense rotation is limited to %u (use the hadamard rotation)", what, dim,
+                 "%s has %u channels: a dense rotation is limited to %u (use the Hadamard rotation)", what, dim,
                  TQ_MAX_DENSE_DIM);
     int has_qjl = cfg->variant == TQ_VARIANT_PROD || cfg->variant == TQ_VARIANT_QJL;
     TQ_RETURN_IF(has_qjl && cfg->qjl == TQ_QJL_DENSE && dim > TQ_MAX_DENSE_DIM, TQ_ERR_DIM,
-                 "%s has %u channels: a dense QJL matrix is limited to %u (use --qjl structured)", what, dim,
+                 "%s has %u channels: a dense QJL matrix is limited to %u (use the structured QJL map)", what, dim,
                  TQ_MAX_DENSE_DIM);
     if (cfg->variant == TQ_VARIANT_UNIFORM && cfg->uniform_scope == TQ_UNIFORM_GROUP) {
         TQ_RETURN_IF(cfg->group_size == 0 || dim % cfg->group_size != 0, TQ_ERR_INVALID_ARG,
@@ -651,6 +652,42 @@ static tq_status encode_range(void *ctx, size_t begin, size_t end) {
     return s;
 }
 
+/*
+ * The one encode failure finite input can still meet: a UNIFORM GROUP range beyond the fp16 of the group
+ * factors. It is found here, before anything is written, so a failed batch leaves the output untouched (as
+ * for NaN) and the message names the row. A row of norm <= 16384 cannot fail: rotations are orthonormal, so
+ * every rotated value and every group's lo and step (<= 2 max|v|) stay far inside fp16; the rare larger
+ * rows are encoded once into a scratch record.
+ */
+static tq_status check_group_ranges(const tq_quantizer *q, const float *x, size_t n) {
+    if (q->cfg.variant != TQ_VARIANT_UNIFORM || q->cfg.uniform_scope != TQ_UNIFORM_GROUP) return TQ_OK;
+    const uint32_t dim = q->cfg.dim;
+    tq_work w;
+    uint8_t *rec = NULL;
+    tq_status s = TQ_OK;
+    for (size_t i = 0; i < n && s == TQ_OK; i++) {
+        const float *row = x + i * dim;
+        double ss = 0.0;
+        for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
+        if (ss <= 16384.0 * 16384.0) continue;
+        if (!rec) {
+            TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
+            rec = malloc(q->code_size);
+            if (!rec) {
+                tq_work_free(&w);
+                return tq_fail(TQ_ERR_NOMEM, "out of memory");
+            }
+        }
+        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++) s = encode_part(q, p, row, &w, rec);
+        if (s != TQ_OK) s = tq_fail(s, "input row %zu: %s", i, tq_last_error());
+    }
+    if (rec) {
+        tq_work_free(&w);
+        free(rec);
+    }
+    return s;
+}
+
 tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes) {
     tq_clear_error();
     TQ_RETURN_IF(!q, TQ_ERR_INVALID_ARG, "quantizer is NULL");
@@ -660,6 +697,7 @@ tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *co
                      !q->calibrated,
                  TQ_ERR_STATE, "per-channel uniform quantizer is not calibrated: call tq_quantizer_calibrate");
     TQ_FORWARD(check_rows(x, n, q->cfg.dim, "input"));
+    TQ_FORWARD(check_group_ranges(q, x, n));
     batch b = {q, NULL, TQ_METRIC_IP, x, NULL, NULL, codes};
     return tq_parallel_for(n, min_chunk(q), encode_range, &b);
 }
@@ -746,7 +784,8 @@ tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n) {
                  TQ_ERR_STATE, "only the per-channel uniform quantizer is calibrated; this one needs no training");
     TQ_RETURN_IF(!x || n == 0, TQ_ERR_INVALID_ARG, "calibration needs at least one sample row");
     size_t total;
-    TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total), TQ_ERR_SIZE, "n = %zu is too large", n);
+    TQ_RETURN_IF(!tq_mul_size(n, q->cfg.dim, &total) || !tq_mul_size(total, sizeof(float), &total), TQ_ERR_SIZE,
+                 "n = %zu is too large", n);
     TQ_FORWARD(check_rows(x, n, q->cfg.dim, "calibration sample"));
     tq_work w;
     TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
@@ -877,8 +916,8 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
         if (cfg->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
             for (uint32_t j = 0; j < d; j++) {
                 acc += (double)pq->wstep[p][j] * idx[j];
-                double v = (double)pt->ch_lo[j] + (double)pt->ch_step[j] * idx[j];
-                sq += v * v;
+                float v = pt->ch_lo[j] + pt->ch_step[j] * (float)idx[j]; /* as decode computes it */
+                sq += (double)v * v;
             }
             *ip = pq->lo_dot[p] + acc;
             *n2 = sq;
@@ -969,7 +1008,8 @@ tq_status tq_score(const tq_quantizer *q, const tq_query *pq, tq_metric metric, 
     if (n == 0) return TQ_OK;
     TQ_RETURN_IF(!codes || !scores, TQ_ERR_INVALID_ARG, "codes or scores is NULL");
     size_t total;
-    TQ_RETURN_IF(!tq_mul_size(n, q->code_size, &total), TQ_ERR_SIZE, "n = %zu is too large", n);
+    TQ_RETURN_IF(!tq_mul_size(n, q->code_size, &total) || !tq_mul_size(n, sizeof(float), &total), TQ_ERR_SIZE,
+                 "n = %zu is too large", n);
     batch b = {q, pq, metric, NULL, scores, codes, NULL};
     return tq_parallel_for(n, 2 * min_chunk(q), score_range, &b);
 }
@@ -993,7 +1033,8 @@ tq_status tq_select_outliers(const float *x, size_t n, uint32_t dim, uint32_t k,
     TQ_RETURN_IF(n == 0, TQ_ERR_INVALID_ARG, "need at least one sample row");
     TQ_RETURN_IF(k == 0 || k >= dim, TQ_ERR_INVALID_ARG, "k = %u must be 1..dim-1", k);
     size_t total;
-    TQ_RETURN_IF(!tq_mul_size(n, dim, &total), TQ_ERR_SIZE, "n = %zu is too large", n);
+    TQ_RETURN_IF(!tq_mul_size(n, dim, &total) || !tq_mul_size(total, sizeof(float), &total), TQ_ERR_SIZE,
+                 "n = %zu is too large", n);
     TQ_FORWARD(check_rows(x, n, dim, "sample"));
     double *ms = calloc(dim, sizeof(double));
     uint8_t *taken = calloc(dim, 1);
