@@ -120,18 +120,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 yy += (double)y[i * dim + j] * y[i * dim + j];
                 qa += fabs((double)qv[j]);
             }
-            double xn = 0.0;
-            for (size_t j = 0; j < dim; j++) xn += (double)x[i * dim + j] * x[i * dim + j];
-            if (yy > 1e30 || xn > 1e30) continue;
+            double xx = 0.0; /* ||x||^2: the L2 norm term where the record keeps the exact norm */
+            for (size_t j = 0; j < dim; j++) xx += (double)x[i * dim + j] * x[i * dim + j];
+            if (yy > 1e30 || xx > 1e30) continue;
             double tol = 1e-4 * sqrt(qq) * sqrt(yy) * sqrt((double)dim) + 1e-30;
             FUZZ_ASSERT(fabs(ip[i] - dot) <= tol, "IP score %.9g vs <q, decode> %.9g (tol %.3g)", ip[i], dot, tol);
-            /* the norm term is ||decode||^2 or, where the record keeps it, the exact ||x||^2 */
-            double xx = 0.0;
-            for (size_t j = 0; j < dim; j++) xx += (double)x[i * dim + j] * x[i * dim + j];
+            /* the norm term is ||decode||^2 or the exact ||x||^2 */
             double l2a = qq - 2.0 * dot + yy, l2b = qq - 2.0 * dot + xx, slack = 2.0 * tol + 1e-5 * (qq + yy + xx);
             FUZZ_ASSERT(fabs(l2[i] - l2a) <= slack || fabs(l2[i] - l2b) <= slack,
-                        "L2 score %.9g vs %.9g (decoded norm) or %.9g (exact norm); variant %d norm %d", l2[i], l2a,
-                        l2b, (int)got.variant, (int)got.norm);
+                        "L2 score %.9g vs %.9g (decoded norm) or %.9g (exact norm); variant %d norm %d scope %d "
+                        "mode %d rotation %d dim %u; qq %g yy %g xx %g dot %g",
+                        l2[i], l2a, l2b, (int)got.variant, (int)got.norm, (int)got.uniform_scope,
+                        (int)got.uniform_mode, (int)got.rotation, dim, qq, yy, xx, dot);
             (void)qa;
         }
     }
