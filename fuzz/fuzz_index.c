@@ -47,9 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!qv) abort();
     for (size_t j = 0; j < dim; j++) qv[j] = (float)((int)(j * 2654435761u % 13u) - 6) * 0.25f;
     enum { K = 5 };
-    int64_t ids[K], ids2[K];
+    int64_t ids[K] = {-1, -1, -1, -1, -1}, ids2[K];
     float sc[K], sc2[K];
-    if (searched_ok(ix, qv, K, ids, sc)) {
+    int found = searched_ok(ix, qv, K, ids, sc);
+    if (found) {
         for (size_t r = 0; r < K; r++) {
             if (r >= nv) FUZZ_ASSERT(ids[r] == -1, "rank %zu of %zu vectors has id %lld", r, nv, (long long)ids[r]);
             else FUZZ_ASSERT(ids[r] >= 0, "rank %zu has id %lld", r, (long long)ids[r]);
@@ -65,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             tq_status sb = tq_index_load(copy, &back);
             FUZZ_ASSERT(sb == TQ_OK, "a saved index does not load: %s", tq_last_error());
             FUZZ_ASSERT(tq_index_size(back) == nv, "size %zu after save, %zu before", tq_index_size(back), nv);
-            if (searched_ok(ix, qv, K, ids, sc) && searched_ok(back, qv, K, ids2, sc2)) {
+            if ((found = searched_ok(ix, qv, K, ids, sc)) && searched_ok(back, qv, K, ids2, sc2)) {
                 for (int r = 0; r < K; r++) {
                     FUZZ_ASSERT(ids[r] == ids2[r], "rank %d: id %lld before save, %lld after", r, (long long)ids[r],
                                 (long long)ids2[r]);
@@ -79,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* change it: remove the best hit, add the query under a fresh automatic id */
-    if (nv > 0 && ids[0] >= 0) {
+    if (found && nv > 0 && ids[0] >= 0) {
         size_t removed = 0;
         tq_status sr = tq_index_remove(ix, &ids[0], 1, &removed);
         FUZZ_CHECK_FAIL_MSG(sr);

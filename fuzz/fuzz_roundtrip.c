@@ -99,7 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* decode: finite */
     s = tq_decode(q, codes, n, y);
     FUZZ_ASSERT(s == TQ_OK, "decode of fresh codes: %s", tq_last_error());
-    for (size_t i = 0; i < n * dim; i++) FUZZ_ASSERT(isfinite(y[i]), "decoded [%zu] is %g from finite input", i, y[i]);
+    tq_config got;
+    (void)tq_quantizer_get_config(q, &got);
+    for (size_t i = 0; i < n * dim; i++)
+        FUZZ_ASSERT(isfinite(y[i]), "decoded [%zu] is %g from finite input %g; variant %d bits %u norm %d rotation %d "
+                    "scope %d mode %d dim %u outliers %u", i, y[i], x[i], (int)got.variant, got.bits, (int)got.norm,
+                    (int)got.rotation, (int)got.uniform_scope, (int)got.uniform_mode, dim, got.outlier_count);
 
     /* scores against the decoded vectors */
     tq_query *pq = NULL;
@@ -107,8 +112,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float ip[MAXN], l2[MAXN];
         FUZZ_ASSERT(tq_score(q, pq, TQ_METRIC_IP, codes, n, ip) == TQ_OK, "score: %s", tq_last_error());
         FUZZ_ASSERT(tq_score(q, pq, TQ_METRIC_L2, codes, n, l2) == TQ_OK, "score: %s", tq_last_error());
-        tq_config got;
-        (void)tq_quantizer_get_config(q, &got);
         int linear = got.variant == TQ_VARIANT_UNIFORM || got.norm != TQ_NORM_UNBIASED;
         double qq = 0.0;
         for (size_t j = 0; j < dim; j++) qq += (double)qv[j] * qv[j];

@@ -546,13 +546,19 @@ static tq_status c_enc(int arg) {
     float *x = gen(3 * DIM, 11);
     const tq_quantizer *q = g_q;
     tq_quantizer *uq = NULL;
-    if (arg == 8) {
+    if (arg == 8 || arg == 10 || arg == 11) {
         tq_config c;
-        tq_config_init(&c, DIM, 4);
-        c.variant = TQ_VARIANT_UNIFORM;
-        c.uniform_scope = TQ_UNIFORM_GROUP;
-        c.group_size = 8;
+        tq_config_init(&c, DIM, arg == 11 ? 1 : arg == 10 ? 2 : 4);
         c.rotation = TQ_ROTATION_NONE;
+        if (arg == 8) {
+            c.variant = TQ_VARIANT_UNIFORM;
+            c.uniform_scope = TQ_UNIFORM_GROUP;
+            c.group_size = 8;
+        } else if (arg == 10) {
+            c.norm = TQ_NORM_UNBIASED;
+        } else {
+            c.variant = TQ_VARIANT_UNIFORM;
+        }
         if (tq_quantizer_create(&c, &uq) != TQ_OK) {
             free(x);
             return took(TQ_ERR_NOMEM);
@@ -577,6 +583,12 @@ static tq_status c_enc(int arg) {
     case 7: s = took(tq_encode(q, x, SIZE_MAX / (4 * DIM) + 1, codes)); break;
     case 8: x[1 * DIM + 9] = 1e6f; s = took(tq_encode(q, x, 3, codes)); break;
     case 9: s = took(tq_encode(q, NULL, 0, NULL)); break;
+    case 10:
+    case 11:
+        for (uint32_t j = 0; j < DIM; j++) x[DIM + j] = 0.0f;
+        x[DIM + 3] = arg == 10 ? 1e38f : 2e38f;
+        s = took(tq_encode(q, x, 3, codes));
+        break;
     }
     state(all_bytes(codes, 3 * cs, SENT), "output untouched");
     free(codes);
@@ -1701,6 +1713,10 @@ static const bad_case cases[] = {
     {A_ENCODE, "uniform GROUP quantizer, a group range beyond fp16 (1e6) in row 1", c_enc, 8, E(NONFINITE),
      "input row 1: group range 133333 exceeds the fp16 range", 0},
     {A_ENCODE, "`n = 0` with NULL buffers", c_enc, 9, TQ_OK, "", 0},
+    {A_ENCODE, "MSE, unbiased norm, no rotation: row 1 = 1e38 e_3 (its norm fits float32, its scale does not)", c_enc,
+     10, E(NONFINITE), "input row 1: its scale", 0},
+    {A_ENCODE, "uniform per vector, 1 bit, no rotation: row 1 = 2e38 e_3 (its range overflows float32)", c_enc, 11,
+     E(NONFINITE), "input row 1: its range", 0},
     {A_ENCODE, "zero vector, MSE", c_zero, 0, TQ_OK, "", 0},
     {A_ENCODE, "zero vector, PROD", c_zero, 1, TQ_OK, "", 0},
     {A_ENCODE, "zero vector, QJL", c_zero, 2, TQ_OK, "", 0},
@@ -1937,7 +1953,7 @@ static const bad_case cases[] = {
     {A_INDEX, "search with `k = 0`", c_ixs, 0, TQ_OK, "", 0},
     {A_INDEX, "search: NaN in query 1", c_ixs, 1, E(NONFINITE), "query row 1, column 3 is NaN", 0},
     {A_INDEX, "search: query 1 of norm 1.7e38 (finite, but its scores overflow)", c_ixs, 2, E(NONFINITE),
-     "query row 1: its norm 1.7e+38 exceeds", 0},
+     "query row 1: its norm 1.7e+38 plus the index center's", 0},
     {A_INDEX, "search: `nq = SIZE_MAX / (4 * dim) + 1`", c_ixs, 3, E(SIZE), "overflows", 0},
     {A_INDEX, "search: `k = SIZE_MAX / 8` (nq * k ids do not fit)", c_ixs, 4, E(SIZE), "overflows", 0},
     {A_INDEX, "search: NULL queries", c_ixs, 5, E(INVALID_ARG), "queries or ids is NULL", 0},

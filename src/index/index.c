@@ -538,12 +538,15 @@ static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, siz
  */
 static tq_status check_queries(const tq_index *ix, const float *x, size_t n, size_t d) {
     TQ_FORWARD(check_finite(x, n, d, "query"));
-    const double limit = FLT_MAX / sqrt((double)d);
+    /* the codes are scored against q - c: ||q - c|| <= ||q|| + ||c|| (cosine queries have norm 1) */
+    const double cnorm = ix->center ? sqrt(ix->cc) : 0.0, limit = FLT_MAX / sqrt((double)d);
+    TQ_RETURN_IF(ix->cfg.metric == TQ_INDEX_COSINE && 1.0 + cnorm > limit, TQ_ERR_NONFINITE,
+                 "this index's center (norm %.3g) is too long for scores in float32", cnorm);
     double norm = 0.0;
-    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, limit, &norm);
+    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, limit - cnorm, &norm);
     TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE,
-                 "query row %zu: its norm %.3g exceeds %.3g (FLT_MAX / sqrt(dim)): its scores would overflow "
-                 "float32", i, norm, limit);
+                 "query row %zu: its norm %.3g plus the index center's %.3g exceeds %.3g (FLT_MAX / sqrt(dim)): its "
+                 "scores would overflow float32", i, norm, cnorm, limit);
     return TQ_OK;
 }
 

@@ -504,6 +504,9 @@ static tq_status encode_uniform(const tq_quantizer *q, const tq_part *pt, tq_wor
     if (cfg->uniform_scope == TQ_UNIFORM_PER_VECTOR) {
         float lo, step;
         uniform_range(v, d, cfg->uniform_mode, levels, &lo, &step);
+        /* decode computes lo + step * k in float: the top level must fit too */
+        TQ_RETURN_IF(!isfinite(lo) || !isfinite(step * (float)(levels - 1)), TQ_ERR_NONFINITE,
+                     "its range (step %.3g) overflows float32", (double)step);
         if (cfg->uniform_mode == TQ_UNIFORM_SYMMETRIC) {
             tq_put_f32(rec, step);
         } else {
@@ -578,6 +581,9 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
                 scale = norm / k->dot_f64(w->y, w->e, d);
                 tq_put_f32(rec + 4, (float)norm);
             }
+            /* ||x|| fits float32 (check_rows), but scale = ||x|| / ||c[idx]|| or ||x|| / <y, c[idx]> may not */
+            TQ_RETURN_IF(!isfinite((float)scale), TQ_ERR_NONFINITE,
+                         "its scale %.3g (norm %.3g) overflows float32", scale, norm);
             tq_put_f32(rec, (float)scale);
             return TQ_OK;
         }
@@ -588,6 +594,7 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
 
     /* PROD / QJL: gamma = ||x|| * ||e||, z = sign(S e) */
     double gamma = norm * sqrt(k->dot_f64(e, e, d));
+    TQ_RETURN_IF(!isfinite((float)gamma), TQ_ERR_NONFINITE, "its residual norm %.3g overflows float32", gamma);
     if (pt->mse_bits) {
         tq_put_f32(rec, (float)norm);
         tq_put_f32(rec + 4, (float)gamma);
@@ -653,14 +660,18 @@ static tq_status encode_range(void *ctx, size_t begin, size_t end) {
 }
 
 /*
- * The one encode failure finite input can still meet: a UNIFORM GROUP range beyond the fp16 of the group
- * factors. It is found here, before anything is written, so a failed batch leaves the output untouched (as
- * for NaN) and the message names the row. A row of norm <= 16384 cannot fail: rotations are orthonormal, so
- * every rotated value and every group's lo and step (<= 2 max|v|) stay far inside fp16; the rare larger
- * rows are encoded once into a scratch record.
+ * The encode failures finite input can still meet: a factor beyond its storage type. A UNIFORM GROUP range
+ * beyond the fp16 of the group factors; or, for rows whose norm fits float32, a per-vector factor that
+ * does not: the UNIT and UNBIASED scales divide the norm by ||c[idx]|| or <y, c[idx]> (small without a
+ * rotation), and a uniform range or PROD gamma can exceed the norm. They are found here, before anything is
+ * written, so a failed batch leaves the output untouched (as for NaN) and the message names the row. Only
+ * rows that could fail are tried, each encoded once into a scratch record: norm > 16384 for GROUP (below,
+ * rotations being orthonormal, every rotated value and every group's lo and step (<= 2 max|v|) stay far
+ * inside fp16), norm > 2^64 otherwise (the smallest |centroid| of any codebook is far above 2^-60).
  */
-static tq_status check_group_ranges(const tq_quantizer *q, const float *x, size_t n) {
-    if (q->cfg.variant != TQ_VARIANT_UNIFORM || q->cfg.uniform_scope != TQ_UNIFORM_GROUP) return TQ_OK;
+static tq_status check_factors(const tq_quantizer *q, const float *x, size_t n) {
+    const int group = q->cfg.variant == TQ_VARIANT_UNIFORM && q->cfg.uniform_scope == TQ_UNIFORM_GROUP;
+    const double limit2 = group ? 16384.0 * 16384.0 : 0x1p128;
     const uint32_t dim = q->cfg.dim;
     tq_work w;
     uint8_t *rec = NULL;
@@ -669,7 +680,7 @@ static tq_status check_group_ranges(const tq_quantizer *q, const float *x, size_
         const float *row = x + i * dim;
         double ss = 0.0;
         for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
-        if (ss <= 16384.0 * 16384.0) continue;
+        if (ss <= limit2) continue;
         if (!rec) {
             TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
             rec = malloc(q->code_size);
@@ -697,7 +708,7 @@ tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *co
                      !q->calibrated,
                  TQ_ERR_STATE, "per-channel uniform quantizer is not calibrated: call tq_quantizer_calibrate");
     TQ_FORWARD(check_rows(x, n, q->cfg.dim, "input"));
-    TQ_FORWARD(check_group_ranges(q, x, n));
+    TQ_FORWARD(check_factors(q, x, n));
     batch b = {q, NULL, TQ_METRIC_IP, x, NULL, NULL, codes};
     return tq_parallel_for(n, min_chunk(q), encode_range, &b);
 }
@@ -805,6 +816,17 @@ tq_status tq_quantizer_calibrate(tq_quantizer *q, const float *x, size_t n) {
                 if (i == 0 || w.y[j] < mn[p][j]) mn[p][j] = w.y[j];
                 if (i == 0 || w.y[j] > mx[p][j]) mx[p][j] = w.y[j];
             }
+        }
+    }
+    /* every range must fit float32 before any is stored: a refused calibration keeps the old one */
+    for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++) {
+        uint32_t levels = 1u << q->part[p].mse_bits;
+        for (uint32_t j = 0; j < q->part[p].dim && s == TQ_OK; j++) {
+            float pair[2] = {mn[p][j], mx[p][j]}, lo, step;
+            uniform_range(pair, 2, q->cfg.uniform_mode, levels, &lo, &step);
+            if (!isfinite(lo) || !isfinite(step * (float)(levels - 1)))
+                s = tq_fail(TQ_ERR_NONFINITE, "calibration sample: the range of rotated channel %u (%g .. %g) "
+                            "overflows float32", j, (double)mn[p][j], (double)mx[p][j]);
         }
     }
     if (s == TQ_OK) {
