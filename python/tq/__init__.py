@@ -504,7 +504,8 @@ class KVCache:
         seed: key quantizer seed; the value quantizer uses seed + 1.
 
     Layouts: keys/values (n, kv_heads, head_dim); queries and outputs (nq, q_heads, head_dim),
-    q_heads a multiple of kv_heads (GQA). One writer or many readers.
+    q_heads a multiple of kv_heads (GQA). Safe from many threads: attends run side by
+    side, an append runs alone.
     """
 
     __slots__ = ("_h", "_kv_heads", "_head_dim")

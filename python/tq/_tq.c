@@ -13,8 +13,9 @@
  *     encode, decode, score, index add/search/remove, kv append/attend,
  *     file I/O).
  *   - Index and KV cache handles carry a reader-writer lock, taken with the
- *     GIL released: the library allows one writer or many readers, and the
- *     lock makes concurrent Python threads respect that.
+ *     GIL released. The C index and cache lock themselves too (tq.h); this
+ *     one also covers the wrapper's own steps around a call (shape reads,
+ *     the handle's lifetime).
  *   - A quantizer handle borrowed from an index keeps a reference to the index
  *     handle, which owns the quantizer.
  */
@@ -733,7 +734,7 @@ static PyObject *Index_save(IndexObject *self, PyObject *args) {
     tq_status st;
     const char *p = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS
-    WRLOCK(self); /* the library asks for exclusive access while saving */
+    RDLOCK(self); /* saving only reads the index: searches may run meanwhile */
     st = tq_index_save(self->ix, p);
     UNLOCK(self);
     Py_END_ALLOW_THREADS
