@@ -91,23 +91,17 @@ static inline void fz_wr32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* TQQZ (§2): header CRC over [0, header_size - 4), payload CRC over [header_size, size - 4) at the end. */
-static inline void fuzz_fix_tqqz(uint8_t *b, size_t n) {
-    if (n < 96 || memcmp(b, "TQQZ", 4) != 0) return;
+/* A file of [header (its CRC in its last 4 bytes)][payload][payload CRC]: TQQZ (§2, header >= 96 bytes) and
+ * TQCA (§3, header >= 40 bytes; the payload is the records). header_size is the u32 at offset 8. */
+static inline void fuzz_fix_header_payload(uint8_t *b, size_t n, const char magic[4], uint32_t min_header) {
+    if (n < (size_t)min_header || memcmp(b, magic, 4) != 0) return;
     uint32_t hs = fz_rd32(b + 8);
-    if (hs < 96 || hs > n - 4) hs = 96;
+    if (hs < min_header || hs > n - 4) hs = min_header;
     fz_wr32(b + hs - 4, tq_crc32c(0, b, hs - 4));
     if (n >= (size_t)hs + 4) fz_wr32(b + n - 4, tq_crc32c(0, b + hs, n - 4 - hs));
 }
-
-/* TQCA (§3): header CRC, and the records CRC over [header_size, size - 4). */
-static inline void fuzz_fix_tqca(uint8_t *b, size_t n) {
-    if (n < 40 || memcmp(b, "TQCA", 4) != 0) return;
-    uint32_t hs = fz_rd32(b + 8);
-    if (hs < 40 || hs > n - 4) hs = 40;
-    fz_wr32(b + hs - 4, tq_crc32c(0, b, hs - 4));
-    if (n >= (size_t)hs + 4) fz_wr32(b + n - 4, tq_crc32c(0, b + hs, n - 4 - hs));
-}
+static inline void fuzz_fix_tqqz(uint8_t *b, size_t n) { fuzz_fix_header_payload(b, n, "TQQZ", 96); }
+static inline void fuzz_fix_tqca(uint8_t *b, size_t n) { fuzz_fix_header_payload(b, n, "TQCA", 40); }
 
 /* TQIX (§6): the embedded quantizers of sections 0 and 1 first, then the payload and header CRCs. */
 static inline void fuzz_fix_tqix(uint8_t *b, size_t n) {
