@@ -10,6 +10,9 @@
  *   - encoding is deterministic: the batch at once, row by row, on 1 or 2
  *     threads, and by the quantizer after a serialize -> deserialize round
  *     trip all give the same bytes, and the round trip reproduces the file;
+ *   - encode -> decode -> encode gives the same bytes at every stage on every
+ *     kernel table this CPU runs (ref, avx2, avx512: tq_kernels_override),
+ *     and scores agree across tables within the stated tolerance;
  *   - scoring from codes equals the inner product with the decoded vector
  *     (tq_score(IP) = <q, decode(code)> up to float rounding) and the L2
  *     score is ||q||^2 - 2 IP + ||decode||^2 up to rounding, for the
@@ -20,6 +23,7 @@
 #include <math.h>
 
 #include "fuzz_common.h"
+#include "kernels/kernels.h"
 
 enum { MAXDIM = 300, MAXN = 6 };
 
@@ -139,6 +143,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     tq_query_free(pq);
+
+    /* encode -> decode -> encode on every kernel table: bytes identical to the ref table's at each stage */
+    {
+        static uint8_t c1[MAXN * 4096], c2[MAXN * 4096], r1[MAXN * 4096], r2[MAXN * 4096];
+        static float d1[MAXN * MAXDIM], d2[MAXN * MAXDIM];
+        const tq_kernel_table *tabs[3] = {tq_kernels_ref(), NULL, NULL};
+        if (tq_kernels_avx2() && tq_cpu_has_avx2()) tabs[1] = tq_kernels_avx2();
+        if (tq_kernels_avx512() && tq_cpu_has_avx512()) tabs[2] = tq_kernels_avx512();
+        tq_query *pq1 = NULL;
+        float s_ref[MAXN] = {0}, s_t[MAXN];
+        int have_q = tq_query_create(q, &pq1) == TQ_OK;
+        for (int t = 0; t < 3; t++) {
+            if (!tabs[t]) continue;
+            tq_kernels_override(tabs[t]);
+            uint8_t *cd = t ? c2 : c1, *r = t ? r2 : r1;
+            float *d = t ? d2 : d1, *sc = t ? s_t : s_ref;
+            FUZZ_ASSERT(tq_encode(q, x, n, cd) == TQ_OK, "%s encode: %s", tabs[t]->name, tq_last_error());
+            FUZZ_ASSERT(tq_decode(q, cd, n, d) == TQ_OK, "%s decode: %s", tabs[t]->name, tq_last_error());
+            tq_status sr = tq_encode(q, d, n, r); /* a decoded vector may be refused (say, a factor overflows) */
+            FUZZ_CHECK_FAIL_MSG(sr);
+            if (sr != TQ_OK) memset(r, 0, n * cs);
+            if (have_q) {
+                FUZZ_ASSERT(tq_query_set(pq1, qv) == TQ_OK, "query_set: %s", tq_last_error());
+                FUZZ_ASSERT(tq_score(q, pq1, TQ_METRIC_IP, cd, n, sc) == TQ_OK, "score: %s", tq_last_error());
+            }
+            if (t == 0) continue;
+            FUZZ_ASSERT(memcmp(c1, c2, n * cs) == 0, "%s encodes differently from ref", tabs[t]->name);
+            for (size_t i = 0; i < n * dim; i++)
+                FUZZ_ASSERT(memcmp(&d1[i], &d2[i], 4) == 0, "%s decode [%zu]: %a vs ref %a", tabs[t]->name, i, d2[i],
+                            d1[i]);
+            FUZZ_ASSERT(memcmp(r1, r2, n * cs) == 0, "%s re-encodes the decoded vectors differently from ref",
+                        tabs[t]->name);
+            for (size_t i = 0; i < n && have_q; i++) {
+                double qa = 0.0, ya = 0.0;
+                for (size_t j = 0; j < dim; j++) {
+                    qa += (double)qv[j] * qv[j];
+                    ya += (double)d1[i * dim + j] * d1[i * dim + j];
+                }
+                double tol = 1e-4 * sqrt(qa) * sqrt(ya) * sqrt((double)dim) + 1e-30;
+                FUZZ_ASSERT(!(qa < 1e30 && ya < 1e30) || fabs((double)s_t[i] - s_ref[i]) <= tol,
+                            "%s IP score %.9g vs ref %.9g", tabs[t]->name, s_t[i], s_ref[i]);
+            }
+        }
+        tq_kernels_override(NULL);
+        tq_query_free(pq1);
+    }
 
     /* serialize -> deserialize -> the same bytes and the same codes */
     size_t sz = 0, w = 0;

@@ -72,10 +72,14 @@ static void tq_select(void) {
     tq_selected = best;
 }
 
+static const tq_kernel_table *tq_override;
+
 const tq_kernel_table *tq_kernels(void) {
     pthread_once(&tq_select_once, tq_select);
-    return tq_selected;
+    return tq_override ? tq_override : tq_selected;
 }
+
+void tq_kernels_override(const tq_kernel_table *t) { tq_override = t; }
 
 const char *tq_kernel_name(void) { return tq_kernels()->name; }
 

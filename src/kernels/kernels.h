@@ -83,6 +83,9 @@ typedef struct tq_kernel_table {
 
 /** The table in use (selected on first call; thread-safe). */
 TQ_INTERNAL const tq_kernel_table *tq_kernels(void);
+/** Tests and fuzzing only: make t the table every later call uses (t = NULL: back to the one chosen at start).
+ *  Not thread-safe: call it while no other thread is inside the library, with tq_set_threads(1). */
+TQ_INTERNAL void tq_kernels_override(const tq_kernel_table *t);
 /** The scalar reference table. */
 TQ_INTERNAL const tq_kernel_table *tq_kernels_ref(void);
 /** The AVX2 table, or NULL when not compiled in (non-x86 builds). */

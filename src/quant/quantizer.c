@@ -663,7 +663,8 @@ static tq_status encode_range(void *ctx, size_t begin, size_t end) {
  * The encode failures finite input can still meet: a factor beyond its storage type. A UNIFORM GROUP range
  * beyond the fp16 of the group factors; or, for rows whose norm fits float32, a per-vector factor that
  * does not: the UNIT and UNBIASED scales divide the norm by ||c[idx]|| or <y, c[idx]> (small without a
- * rotation), and a uniform range or PROD gamma can exceed the norm. They are found here, before anything is
+ * rotation), a uniform range or PROD gamma can exceed the norm, and the decoded vector can be longer than
+ * x (outer centroids, the QJL term). They are found here, before anything is
  * written, so a failed batch leaves the output untouched (as for NaN) and the message names the row. Only
  * rows that could fail are tried, each encoded once into a scratch record: norm > 16384 for GROUP (below,
  * rotations being orthonormal, every rotated value and every group's lo and step (<= 2 max|v|) stay far
@@ -675,6 +676,7 @@ static tq_status check_factors(const tq_quantizer *q, const float *x, size_t n) 
     const uint32_t dim = q->cfg.dim;
     tq_work w;
     uint8_t *rec = NULL;
+    float *out = NULL;
     tq_status s = TQ_OK;
     for (size_t i = 0; i < n && s == TQ_OK; i++) {
         const float *row = x + i * dim;
@@ -690,12 +692,27 @@ static tq_status check_factors(const tq_quantizer *q, const float *x, size_t n) 
             }
         }
         for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++) s = encode_part(q, p, row, &w, rec);
-        if (s != TQ_OK) s = tq_fail(s, "input row %zu: %s", i, tq_last_error());
+        if (s != TQ_OK) {
+            s = tq_fail(s, "input row %zu: %s", i, tq_last_error());
+            break;
+        }
+        /* and its reconstruction must fit float32 too: ||x~|| can exceed ||x|| (outer centroids, QJL term) */
+        if (!out) out = malloc(dim * sizeof *out);
+        if (!out) {
+            s = tq_fail(TQ_ERR_NOMEM, "out of memory");
+            break;
+        }
+        s = tq_decode(q, rec, 1, out);
+        for (uint32_t j = 0; j < dim && s == TQ_OK; j++)
+            if (!isfinite(out[j]))
+                s = tq_fail(TQ_ERR_NONFINITE, "input row %zu: its reconstruction overflows float32 (channel %u)",
+                            i, j);
     }
     if (rec) {
         tq_work_free(&w);
         free(rec);
     }
+    free(out);
     return s;
 }
 
