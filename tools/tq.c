@@ -1695,17 +1695,24 @@ static int cmd_decode(int argc, char **argv, int first) {
         msg_error("out of memory");
         goto done;
     }
+    /* a temp name left by a killed run with the same pid is skipped, not fatal (as the library's saves do) */
+    for (unsigned k = 0; k < 10000 && !f; k++) {
 #if !defined(_WIN32)
-    snprintf(tmp, tlen, "%s.tmp.%ld", o.out, (long)getpid());
+        snprintf(tmp, tlen, "%s.tmp.%ld.%u", o.out, (long)getpid(), k);
 #else
-    snprintf(tmp, tlen, "%s.tmp", o.out);
+        snprintf(tmp, tlen, "%s.tmp.%u", o.out, k);
 #endif
-    f = fopen(tmp, "wbx");
+        f = fopen(tmp, "wbx");
+        if (!f && errno != EEXIST) break;
+    }
     if (!f) {
         msg_error("cannot create '%s': %s", tmp, strerror(errno));
         goto done;
     }
     int werr = write_rows(f, x, n, dim, ends_with(o.out, ".npy"));
+#if !defined(_WIN32)
+    if (werr == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0)) werr = -1; /* on disk before the rename */
+#endif
     int cerr = fclose(f);
     f = NULL;
     if (werr != 0 || cerr != 0) {
