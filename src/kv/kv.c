@@ -1027,7 +1027,8 @@ static tq_status kv_attend_unlocked(const tq_kv *kv, const float *q, size_t nq, 
     return tq_parallel_for(nq * kv->H, 1, attend_range, &j);
 }
 
-static tq_status kv_logits_unlocked(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok, float scale, float *logits) {
+static tq_status kv_logits_unlocked(const tq_kv *kv, const float *q, uint32_t q_heads, size_t ntok, float scale,
+                                    float *logits) {
     tq_clear_error();
     TQ_RETURN_IF(!kv, TQ_ERR_INVALID_ARG, "cache is NULL");
     TQ_RETURN_IF(!q || !logits, TQ_ERR_INVALID_ARG, "query or logits is NULL");
