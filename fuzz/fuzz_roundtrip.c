@@ -131,7 +131,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (size_t j = 0; j < dim; j++) xx += (double)x[i * dim + j] * x[i * dim + j];
             if (yy > 1e30 || xx > 1e30) continue;
             double tol = 1e-4 * sqrt(qq) * sqrt(yy) * sqrt((double)dim) + 1e-30;
-            FUZZ_ASSERT(fabs(ip[i] - dot) <= tol, "IP score %.9g vs <q, decode> %.9g (tol %.3g)", ip[i], dot, tol);
+            FUZZ_ASSERT(fabs(ip[i] - dot) <= tol, "IP score %.9g vs <q, decode> %.9g (tol %.3g); variant %d norm %d "
+                        "scope %d mode %d rotation %d dim %u", ip[i], dot, tol, (int)got.variant, (int)got.norm,
+                        (int)got.uniform_scope, (int)got.uniform_mode, (int)got.rotation, dim);
             /* the norm term is ||decode||^2 or the exact ||x||^2 */
             double l2a = qq - 2.0 * dot + yy, l2b = qq - 2.0 * dot + xx, slack = 2.0 * tol + 1e-5 * (qq + yy + xx);
             FUZZ_ASSERT(fabs(l2[i] - l2a) <= slack || fabs(l2[i] - l2b) <= slack,

@@ -40,8 +40,6 @@ struct tq_query {
     double qnorm2;       /* ||q||^2 */
     float *qrot[2];      /* Pi q per part (dim_p) */
     float *qproj[2];     /* S Pi q per part, QJL variants only */
-    double lo_dot[2];    /* UNIFORM PER_CHANNEL: sum_j qrot_j * lo_j */
-    float *wstep[2];     /* UNIFORM PER_CHANNEL: qrot_j * step_j */
 };
 
 /* ------------------------------------------------------------------ config */
@@ -894,10 +892,6 @@ tq_status tq_query_create(const tq_quantizer *q, tq_query **out) {
             pq->qproj[p] = calloc(d, sizeof(float));
             bad |= !pq->qproj[p];
         }
-        if (q->part[p].ch_step) {
-            pq->wstep[p] = calloc(d, sizeof(float));
-            bad |= !pq->wstep[p];
-        }
         if (bad) {
             tq_query_free(pq);
             return tq_fail(TQ_ERR_NOMEM, "out of memory for a query");
@@ -912,7 +906,6 @@ void tq_query_free(tq_query *pq) {
     for (int p = 0; p < 2; p++) {
         free(pq->qrot[p]);
         free(pq->qproj[p]);
-        free(pq->wstep[p]);
     }
     free(pq);
 }
@@ -932,14 +925,6 @@ tq_status tq_query_set(tq_query *pq, const float *vec) {
         tq_part_gather(q, p, vec, w.sub);
         tq_rotation_forward(&pt->rot, w.sub, pq->qrot[p], 1, w.scratch);
         if (pt->has_qjl) qjl_project(pt, pq->qrot[p], pq->qproj[p], w.scratch);
-        if (pq->wstep[p]) {
-            double lo_dot = 0.0;
-            for (uint32_t j = 0; j < pt->dim; j++) {
-                lo_dot += (double)pq->qrot[p][j] * pt->ch_lo[j];
-                pq->wstep[p][j] = pq->qrot[p][j] * pt->ch_step[j];
-            }
-            pq->lo_dot[p] = lo_dot;
-        }
     }
     tq_work_free(&w);
     return TQ_OK;
@@ -963,32 +948,28 @@ static void score_part(const tq_quantizer *q, const tq_query *pq, uint32_t p, co
     if (cfg->variant == TQ_VARIANT_UNIFORM) {
         uint32_t levels = 1u << pt->mse_bits;
         tq_unpack(rec + pt->off_idx, d, pt->mse_bits, idx);
+        /* the levels exactly as decode rounds them (float lo + step * k), then <q, v> and ||v||^2 in double:
+         * the score is the inner product with the decoded vector (the uniform baselines are not fast paths) */
         double acc = 0.0, sq = 0.0;
         if (cfg->uniform_scope == TQ_UNIFORM_PER_CHANNEL) {
             for (uint32_t j = 0; j < d; j++) {
-                acc += (double)pq->wstep[p][j] * idx[j];
-                float v = pt->ch_lo[j] + pt->ch_step[j] * (float)idx[j]; /* as decode computes it */
+                float v = pt->ch_lo[j] + pt->ch_step[j] * (float)idx[j];
+                acc += (double)qr[j] * v;
                 sq += (double)v * v;
             }
-            *ip = pq->lo_dot[p] + acc;
-            *n2 = sq;
-            return;
-        }
-        uint32_t g = uniform_group_len(cfg, pt);
-        double total = 0.0;
-        for (uint32_t s = 0; s < d; s += g) {
-            float lo, step;
-            uniform_factors(cfg, pt, rec, s / g, levels, &lo, &step);
-            double qsum = 0.0, qk = 0.0;
-            for (uint32_t j = s; j < s + g; j++) {
-                qsum += qr[j];
-                qk += (double)qr[j] * idx[j];
-                float v = lo + step * (float)idx[j]; /* as decode computes it */
-                sq += (double)v * v;
+        } else {
+            uint32_t g = uniform_group_len(cfg, pt);
+            for (uint32_t s = 0; s < d; s += g) {
+                float lo, step;
+                uniform_factors(cfg, pt, rec, s / g, levels, &lo, &step);
+                for (uint32_t j = s; j < s + g; j++) {
+                    float v = lo + step * (float)idx[j];
+                    acc += (double)qr[j] * v;
+                    sq += (double)v * v;
+                }
             }
-            total += (double)lo * qsum + (double)step * qk;
         }
-        *ip = total;
+        *ip = acc;
         *n2 = sq;
         return;
     }
