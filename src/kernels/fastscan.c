@@ -54,23 +54,39 @@ static tq_status fs_check(const void *a, const void *b, size_t n, uint32_t d, ui
 
 tq_status tq_fs_pack(const uint8_t *idx_rows, size_t n, uint32_t d, uint32_t bits, uint8_t *out) {
     TQ_FORWARD(fs_check(idx_rows, out, n, d, bits));
-    uint32_t P = fs_pairs(d, bits);
+    uint32_t P = fs_pairs(d, bits), G2 = 2 * P;
     size_t nblocks = (n + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK;
+    /* per block: the 32 rows' nibbles, group by group (absent rows and groups 0), then the transpose into the
+     * layout with fixed strides */
+    uint8_t *nib = calloc((size_t)TQ_FS_BLOCK * G2, 1);
+    TQ_RETURN_IF(!nib, TQ_ERR_NOMEM, "out of memory for fast-scan packing");
     for (size_t b = 0; b < nblocks; b++) {
         uint8_t *blk = out + b * (size_t)P * 32;
-        memset(blk, 0, (size_t)P * 32);
         for (uint32_t v = 0; v < TQ_FS_BLOCK; v++) {
             size_t i = b * TQ_FS_BLOCK + v;
-            if (i >= n) break;
+            uint8_t *nv = nib + (size_t)v * G2;
+            if (i >= n) {
+                memset(nv, 0, G2);
+                continue;
+            }
             const uint8_t *row = idx_rows + i * (size_t)d;
-            uint32_t t = v & 15u, shift = v < 16 ? 0 : 4;
-            for (uint32_t p = 0; p < P; p++) {
-                uint8_t *pr = blk + (size_t)p * 32;
-                pr[t] |= (uint8_t)(fs_nibble(row, d, bits, 2 * p) << shift);
-                pr[16 + t] |= (uint8_t)(fs_nibble(row, d, bits, 2 * p + 1) << shift);
+            if (bits == 4) {
+                for (uint32_t g = 0; g < d; g++) nv[g] = row[g] & 15u;
+                for (uint32_t g = d; g < G2; g++) nv[g] = 0;
+            } else {
+                for (uint32_t g = 0; g < G2; g++) nv[g] = (uint8_t)fs_nibble(row, d, bits, g);
+            }
+        }
+        for (uint32_t p = 0; p < P; p++) {
+            uint8_t *pr = blk + (size_t)p * 32;
+            for (uint32_t t = 0; t < 16; t++) {
+                const uint8_t *lo = nib + (size_t)t * G2, *hi = nib + (size_t)(t + 16) * G2;
+                pr[t] = (uint8_t)(lo[2 * p] | hi[2 * p] << 4);
+                pr[16 + t] = (uint8_t)(lo[2 * p + 1] | hi[2 * p + 1] << 4);
             }
         }
     }
+    free(nib);
     return TQ_OK;
 }
 
