@@ -74,7 +74,9 @@ tq_status tq_fs_pack(const uint8_t *idx_rows, size_t n, uint32_t d, uint32_t bit
                 for (uint32_t g = 0; g < d; g++) nv[g] = row[g] & 15u;
                 for (uint32_t g = d; g < G2; g++) nv[g] = 0;
             } else {
-                for (uint32_t g = 0; g < G2; g++) nv[g] = (uint8_t)fs_nibble(row, d, bits, g);
+                uint32_t full = d / 2;
+                for (uint32_t g = 0; g < full; g++) nv[g] = (uint8_t)((row[2 * g] & 3u) | (row[2 * g + 1] & 3u) << 2);
+                for (uint32_t g = full; g < G2; g++) nv[g] = (uint8_t)fs_nibble(row, d, bits, g);
             }
         }
         for (uint32_t p = 0; p < P; p++) {
