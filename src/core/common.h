@@ -85,6 +85,19 @@ static inline float tq_get_f32(const uint8_t *p) {
     return f;
 }
 
+/* Whether some |x[j]| (j < n) exceeds t >= 0, NaN counting as above: one integer compare per value, since the
+ * bit patterns of non-negative floats order as the floats do. The cheap pre-check before a norm is computed. */
+static inline int tq_any_abs_above(const float *x, size_t n, float t) {
+    uint32_t tb, any = 0;
+    memcpy(&tb, &t, 4);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, &x[j], 4);
+        any |= (u & 0x7fffffffu) > tb;
+    }
+    return any != 0;
+}
+
 /** IEEE half <-> float, round to nearest even; portable, no F16C needed. */
 TQ_INTERNAL uint16_t tq_f32_to_f16(float f);
 TQ_INTERNAL float tq_f16_to_f32(uint16_t h);

@@ -509,8 +509,7 @@ static tq_status check_finite(const float *x, size_t n, size_t d, const char *wh
 }
 
 /* The first row of norm above limit, or n. A row whose every |x_j| <= limit / sqrt(d) cannot be above it, so
- * the norm is computed only for rows with a larger value: one integer compare per value (the bit patterns of
- * non-negative floats order as the floats do) keeps this pass cheap on ordinary data. */
+ * the norm is computed only for rows with a larger value (tq_any_abs_above keeps this pass cheap). */
 static size_t first_row_above(const float *x, size_t n, size_t d, double limit, double *norm) {
     if (!(limit > 0.0)) { /* every row is above: report the first */
         double ss = 0.0;
@@ -519,17 +518,9 @@ static size_t first_row_above(const float *x, size_t n, size_t d, double limit, 
         return 0;
     }
     const float elem = (float)(limit / sqrt((double)d));
-    uint32_t elem_bits;
-    memcpy(&elem_bits, &elem, 4);
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
-        uint32_t large = 0;
-        for (size_t j = 0; j < d; j++) {
-            uint32_t u;
-            memcpy(&u, &r[j], 4);
-            large |= (u & 0x7fffffffu) > elem_bits;
-        }
-        if (!large) continue;
+        if (!tq_any_abs_above(r, d, elem)) continue;
         double ss = 0.0;
         for (size_t j = 0; j < d; j++) ss += (double)r[j] * r[j];
         *norm = sqrt(ss);

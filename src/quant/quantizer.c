@@ -676,20 +676,11 @@ static tq_status check_factors(const tq_quantizer *q, const float *x, size_t n) 
     uint8_t *rec = NULL;
     float *out = NULL;
     tq_status s = TQ_OK;
-    /* a row whose every |x_j| <= sqrt(limit2 / dim) has norm^2 <= limit2: one integer compare per value (the
-     * bit patterns of non-negative floats order as the floats do) keeps this pass cheap */
+    /* a row whose every |x_j| <= sqrt(limit2 / dim) has norm^2 <= limit2 */
     const float elem = (float)sqrt(limit2 / dim);
-    uint32_t elem_bits;
-    memcpy(&elem_bits, &elem, 4);
     for (size_t i = 0; i < n && s == TQ_OK; i++) {
         const float *row = x + i * dim;
-        uint32_t large = 0;
-        for (uint32_t j = 0; j < dim; j++) {
-            uint32_t u;
-            memcpy(&u, &row[j], 4);
-            large |= (u & 0x7fffffffu) > elem_bits;
-        }
-        if (!large) continue;
+        if (!tq_any_abs_above(row, dim, elem)) continue;
         double ss = 0.0;
         for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
         if (ss <= limit2) continue;
