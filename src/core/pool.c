@@ -19,7 +19,9 @@
  * pre-forking servers) starts its own workers instead of waiting forever for
  * threads that do not exist.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np (glibc), and POSIX 2008 */
 #include "pool.h"
+#include "rwlock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -183,4 +185,15 @@ tq_status tq_parallel_for(size_t n, size_t min_chunk, tq_range_fn fn, void *ctx)
     pthread_mutex_unlock(&pool_lock);
     pthread_mutex_unlock(&pool_busy);
     return s;
+}
+
+int tq_rwlock_init(pthread_rwlock_t *lock) {
+    pthread_rwlockattr_t attr;
+    if (pthread_rwlockattr_init(&attr) != 0) return 0;
+#if defined(__GLIBC__)
+    (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    int ok = pthread_rwlock_init(lock, &attr) == 0;
+    pthread_rwlockattr_destroy(&attr);
+    return ok;
 }

@@ -15,7 +15,7 @@
  * chunk by chunk, so each chunk is read from memory once per group rather than
  * once per query; groups run in parallel on the pool.
  */
-#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np (glibc), and POSIX 2008 */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t */
 #include "index.h"
 
 #include <float.h>
@@ -109,16 +109,7 @@ static tq_status check_config(const tq_index_config *cfg) {
 
 tq_status tq_index_wrap(const tq_index_config *cfg, tq_quantizer *q, tq_quantizer *rq, tq_index **out) {
     tq_index *ix = calloc(1, sizeof *ix);
-    pthread_rwlockattr_t attr;
-    int lock_ok = ix && pthread_rwlockattr_init(&attr) == 0;
-    if (lock_ok) {
-#if defined(__GLIBC__)
-        (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-        lock_ok = pthread_rwlock_init(&ix->lock, &attr) == 0;
-        pthread_rwlockattr_destroy(&attr);
-    }
-    if (!lock_ok) {
+    if (!ix || !tq_rwlock_init(&ix->lock)) {
         free(ix);
         tq_quantizer_free(q);
         tq_quantizer_free(rq);

@@ -22,9 +22,8 @@
 #ifndef TQ_INDEX_H
 #define TQ_INDEX_H
 
-#include <pthread.h>
-
 #include "../core/common.h"
+#include "../core/rwlock.h"
 
 struct tq_index {
     tq_index_config cfg;   /* cfg.quant.outlier_channels points into q */

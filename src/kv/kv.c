@@ -36,14 +36,14 @@
  * Items run in parallel on the pool; each is computed the same way whatever
  * thread runs it, so results do not depend on the thread count.
  */
-#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np (glibc), and POSIX 2008 */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/pool.h"
+#include "../core/rwlock.h"
 #include "../kernels/kernels.h"
 #include "../quant/quantizer.h"
 
@@ -88,7 +88,6 @@ struct tq_kv {
     /* attend, logits, decode, length, memory usage and config share it; append holds it alone
      * (writer-preferring where the C library offers it) */
     pthread_rwlock_t lock;
-    int lock_ok;
 };
 
 static void kv_rdlock(const tq_kv *kv) { pthread_rwlock_rdlock((pthread_rwlock_t *)&kv->lock); }
@@ -231,7 +230,7 @@ void tq_kv_free(tq_kv *kv) {
         free(kv->outl[s]);
         free(kv->center[s]);
     }
-    if (kv->lock_ok) pthread_rwlock_destroy(&kv->lock);
+    pthread_rwlock_destroy(&kv->lock); /* initialised before anything that can fail after it */
     free(kv);
 }
 
@@ -257,15 +256,7 @@ tq_status tq_kv_create(const tq_kv_config *cfg, tq_kv **out) {
     TQ_FORWARD(validate(cfg));
     tq_kv *kv = calloc(1, sizeof *kv);
     TQ_RETURN_IF(!kv, TQ_ERR_NOMEM, "out of memory for a KV cache");
-    pthread_rwlockattr_t attr;
-    if (pthread_rwlockattr_init(&attr) == 0) {
-#if defined(__GLIBC__)
-        (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-        kv->lock_ok = pthread_rwlock_init(&kv->lock, &attr) == 0;
-        pthread_rwlockattr_destroy(&attr);
-    }
-    if (!kv->lock_ok) {
+    if (!tq_rwlock_init(&kv->lock)) {
         free(kv);
         return tq_fail(TQ_ERR_NOMEM, "out of memory for a KV cache's lock");
     }
