@@ -122,11 +122,21 @@ static void test_layout(void) {
 
 /* Sums of every kernel this machine can run against the ref, bit for bit. */
 static void test_sums(void) {
-    tq_fs_sums_fn avx2 = tq_fs_sums_avx2();
-    int have_avx2 = avx2 && tq_cpu_has_avx2();
-    if (!have_avx2) printf("note: no AVX2 here, fast-scan AVX2 kernel not compared\n");
-    /* pair counts around the 256-pair flush */
-    static const uint32_t pairs[] = {1, 2, 3, 7, 31, 255, 256, 257, 258, 511, 512, 513, 768, 1000};
+    /* the SIMD kernels compiled in and runnable here */
+    struct {
+        const char *name;
+        tq_fs_sums_fn fn;
+    } simd[2];
+    int nsimd = 0;
+    if (tq_fs_sums_avx2() && tq_cpu_has_avx2()) simd[nsimd].name = "avx2", simd[nsimd++].fn = tq_fs_sums_avx2();
+    else printf("note: no AVX2 here, fast-scan AVX2 kernel not compared\n");
+    if (tq_fs_sums_avx512() && tq_cpu_has_avx512())
+        simd[nsimd].name = "avx512", simd[nsimd++].fn = tq_fs_sums_avx512();
+    else printf("note: no AVX-512 here, fast-scan AVX-512 kernel not compared\n");
+    /* pair counts around the flushes: every 256 pairs (AVX2), every 512 (AVX-512, two pairs a step), odd
+     * counts for the AVX-512 kernel's masked last pair */
+    static const uint32_t pairs[] = {1,   2,   3,   7,    31,   255,  256,  257,  258,  511, 512,
+                                     513, 768, 1000, 1023, 1024, 1025, 1026, 1536, 1537, 2049};
     for (size_t a = 0; a < sizeof pairs / sizeof pairs[0]; a++) {
         uint32_t P = pairs[a];
         for (int kind = 0; kind < 3; kind++) {
@@ -151,13 +161,13 @@ static void test_sums(void) {
                 }
             CHECK(ok, "ref sums P=%u kind=%d differ from a direct sum", P, kind);
             if (kind == 1) CHECK(s_ref[0] == 255u * 2 * P, "all-255 sum P=%u: %u", P, s_ref[0]);
-            if (have_avx2) {
+            for (int k = 0; k < nsimd; k++) {
                 memset(s_f, 0xEE, nblocks * 32 * sizeof(uint32_t));
-                avx2(packed, nblocks, P, lut, s_f);
+                simd[k].fn(packed, nblocks, P, lut, s_f);
                 long bad = -1;
                 for (size_t i = 0; i < nblocks * 32; i++)
                     if (s_f[i] != s_ref[i]) { bad = (long)i; break; }
-                CHECK(bad < 0, "avx2 sums P=%u kind=%d: sum[%ld] = %u, ref %u", P, kind, bad,
+                CHECK(bad < 0, "%s sums P=%u kind=%d: sum[%ld] = %u, ref %u", simd[k].name, P, kind, bad,
                       bad >= 0 ? s_f[bad] : 0, bad >= 0 ? s_ref[bad] : 0);
             }
             free(packed);
@@ -206,10 +216,12 @@ static void test_overflow(void) {
 
 static void test_dispatch(void) {
     tq_fs_sums_fn active = tq_fs_sums_active();
-    /* the AVX2 scan runs under the avx2 table and the avx512 table that extends it */
-    int avx2_runs = strcmp(tq_kernel_name(), "ref") != 0;
-    CHECK(active == (avx2_runs ? tq_fs_sums_avx2() : tq_fs_sums_ref), "fast scan must follow tq_kernels() (%s)",
-          tq_kernel_name());
+    /* each table's own scan */
+    const char *kn = tq_kernel_name();
+    tq_fs_sums_fn want = strcmp(kn, "avx512") == 0 ? tq_fs_sums_avx512()
+                         : strcmp(kn, "avx2") == 0 ? tq_fs_sums_avx2()
+                                                   : tq_fs_sums_ref;
+    CHECK(active == want, "fast scan must follow tq_kernels() (%s)", kn);
     const char *force = getenv("TQ_FORCE_ISA");
     if (force && strcmp(force, "ref") == 0) CHECK(active == tq_fs_sums_ref, "TQ_FORCE_ISA=ref must run the ref");
 }

@@ -208,9 +208,11 @@ void tq_fs_sums_ref(const uint8_t *packed, size_t nblocks, uint32_t npairs, cons
 }
 
 tq_fs_sums_fn tq_fs_sums_active(void) {
-    /* the AVX2 scan whenever an x86 SIMD table runs (the AVX-512 table extends the AVX2 one) */
-    tq_fs_sums_fn f = tq_fs_sums_avx2();
-    if (f && tq_kernels() != tq_kernels_ref()) return f;
+    /* the scan of the ISA whose table runs (the tables were chosen from CPUID, so the kernel can run) */
+    const tq_kernel_table *k = tq_kernels();
+    tq_fs_sums_fn f512 = tq_fs_sums_avx512(), f2 = tq_fs_sums_avx2();
+    if (f512 && k == tq_kernels_avx512()) return f512;
+    if (f2 && (k == tq_kernels_avx2() || k == tq_kernels_avx512())) return f2;
     return tq_fs_sums_ref;
 }
 

@@ -1,7 +1,7 @@
 /*
  * fastscan.h — FAISS-style "fast scan" of 2- and 4-bit MSE codes: indices
  * regrouped into blocks of 32 vectors, scored with per-query uint8 lookup
- * tables held in registers (AVX2 pshufb). INTERNAL: no public API yet.
+ * tables held in registers (AVX2 pshufb, NEON tbl). INTERNAL: no public API yet.
  *
  * Groups. A group is a 4-bit nibble of one vector's indices: with bits = 4
  * one coordinate (gs = 1), with bits = 2 two neighbouring coordinates
@@ -35,10 +35,11 @@
  * exact integer (S_i <= 255 * 2P <= 255 * 65536 < 2^24, so (float)S_i is
  * exact too), and
  *     out[i] = offset + delta * (float)S_i     (float mul, then float add)
- * The scalar code (tq_fs_sums_ref) is the specification; the AVX2 code gives
- * the same integer sums, and the float step is shared, so outputs are
- * bit-identical whichever runs. AVX2 is used only when tq_kernels() is the
- * AVX2 table (TQ_FORCE_ISA=ref forces the scalar code here too).
+ * The scalar code (tq_fs_sums_ref) is the specification; the AVX2 and NEON
+ * code give the same integer sums, and the float step is shared, so outputs
+ * are bit-identical whichever runs. AVX2 is used only when tq_kernels() is an
+ * x86 SIMD table, NEON only when it is the NEON table (TQ_FORCE_ISA=ref
+ * forces the scalar code here too).
  *
  * Error bound. Each table entry is within delta/2 of its exact value
  * (|delta * T_g[k] - (e_g[k] - lo_g)| <= delta/2: rounding to nearest, and
@@ -107,7 +108,10 @@ TQ_INTERNAL void tq_fs_sums_ref(const uint8_t *packed, size_t nblocks, uint32_t 
                                 uint32_t *sums);
 /** The AVX2 kernel, or NULL when not compiled in (call only when tq_cpu_has_avx2()). */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx2(void);
-/** The kernel tq_fs_scan uses: AVX2 when tq_kernels() is the AVX2 table, else the ref. */
+/** The AVX-512 kernel, or NULL when not compiled in (call only when tq_cpu_has_avx512()). */
+TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx512(void);
+/** The kernel tq_fs_scan uses: AVX-512 when tq_kernels() is the AVX-512 table, AVX2 when it is the AVX2
+ *  table, else the ref. */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_active(void);
 
 struct tq_quantizer;

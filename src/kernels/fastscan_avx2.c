@@ -95,6 +95,10 @@ TQ_AVX2_INLINE void fs_block1(const uint8_t *blk, uint32_t npairs, const uint8_t
 TQ_AVX2_INLINE void fs_block2(const uint8_t *blk, const uint8_t *blk2, uint32_t npairs, const uint8_t *lut,
                               uint32_t *s) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
+    /* the two blocks after these, prefetched as these are read (a prefetch never faults, so running past the
+     * end of the array is harmless): one thread then scans at about the memory's read bandwidth */
+    const size_t stride = (size_t)npairs * 32;
+    const uint8_t *next = blk2 + stride;
     __m256i e0 = _mm256_setzero_si256(), o0 = e0, e1 = e0, o1 = e0;
     __m256i f0 = e0, q0 = e0, f1 = e0, q1 = e0;
     for (uint32_t p0 = 0; p0 < npairs; p0 += FS_FLUSH) {
@@ -102,6 +106,10 @@ TQ_AVX2_INLINE void fs_block2(const uint8_t *blk, const uint8_t *blk2, uint32_t 
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (uint32_t p = p0; p < p1; p++) {
+            if (!(p & 1)) {
+                _mm_prefetch((const char *)(next + (size_t)p * 32), _MM_HINT_T0);
+                _mm_prefetch((const char *)(next + stride + (size_t)p * 32), _MM_HINT_T0);
+            }
             __m256i L = _mm256_loadu_si256((const __m256i *)(lut + (size_t)p * 32));
             __m256i c = _mm256_loadu_si256((const __m256i *)(blk + (size_t)p * 32));
             __m256i c2 = _mm256_loadu_si256((const __m256i *)(blk2 + (size_t)p * 32));
