@@ -64,7 +64,7 @@ typedef struct options {
     const char *data, *queries, *label;
     uint32_t random_dim;
     size_t random_n, max_rows, nq;
-    int normalize, reps, do_bw, do_scan;
+    int normalize, reps, do_bw, do_scan, do_index;
     double encode_s, fill_s;
     size_t bw_mib;
     uint64_t seed;
@@ -296,6 +296,85 @@ static float topk_select(const float *s, size_t n, size_t *idx) {
     return cnt ? best[0] : 0.0f;
 }
 
+/* ---- the index: what a user's search costs (tq_index_search) ---- */
+
+/*
+ * tq_index_search is the path a user of the index gets: the blocked fast-scan
+ * (in-register 4-bit lookup tables, uint8 sums) over every vector, then exact
+ * scoring from the codes of a shortlist, then the top k. tq_score above is
+ * the exact scorer alone. The index is filled with the same N rows (the first
+ * `unique` rows repeated when encoding all of them would take too long; a
+ * search does the same work whatever the values). Timed: one query per call
+ * (the median over queries), and all queries in one call (the index groups
+ * queries so a block of codes is read once for several of them).
+ */
+static int bench_index(const options *o, const bench_config *bc, const float *x, size_t n, size_t unique,
+                       size_t dim, const float *qv, size_t nq, double read_gbs, FILE *out) {
+    tq_index_config icfg;
+    tq_index_config_init(&icfg, (uint32_t)dim, bc->cfg.bits);
+    icfg.quant = bc->cfg;
+    icfg.metric = TQ_INDEX_IP;
+    icfg.rerank = TQ_RERANK_NONE;
+    tq_index *ix = NULL;
+    tq_status s = tq_index_create(&icfg, &ix);
+    if (s != TQ_OK) return lib_fail(s, bc->name);
+    double t0 = now_s();
+    for (size_t i = 0; i < n && s == TQ_OK; i += unique) {
+        size_t c = n - i < unique ? n - i : unique;
+        s = tq_index_add(ix, x, c, NULL, NULL);
+    }
+    double add_s = now_s() - t0;
+    int64_t *ids = malloc(sizeof(int64_t) * TOPK * (nq + 1));
+    double *t1 = malloc(sizeof(double) * (nq + 1));
+    if (s != TQ_OK || !ids || !t1) {
+        if (s == TQ_OK) fprintf(stderr, "tq_speed_bench: out of memory for %s (index)\n", bc->name);
+        else lib_fail(s, bc->name);
+        tq_index_free(ix), free(ids), free(t1);
+        return 1;
+    }
+    tq_index_memory mem;
+    s = tq_index_memory_usage(ix, &mem);
+    /* warm-up: one query, then one batch */
+    if (s == TQ_OK) s = tq_index_search(ix, qv, 1, TOPK, NULL, ids, NULL);
+    if (s == TQ_OK) s = tq_index_search(ix, qv, nq, TOPK, NULL, ids, NULL);
+    for (size_t i = 0; i < nq && s == TQ_OK; i++) {
+        double a = now_s();
+        s = tq_index_search(ix, qv + i * dim, 1, TOPK, NULL, ids, NULL);
+        t1[i] = now_s() - a;
+    }
+    double batch[5];
+    int nb = 5;
+    for (int r = 0; r < nb && s == TQ_OK; r++) {
+        double a = now_s();
+        s = tq_index_search(ix, qv, nq, TOPK, NULL, ids, NULL);
+        batch[r] = (now_s() - a) / (double)nq;
+    }
+    if (s != TQ_OK) {
+        lib_fail(s, bc->name);
+        tq_index_free(ix), free(ids), free(t1);
+        return 1;
+    }
+    double one = median(t1, nq), many = median(batch, (size_t)nb);
+    double bpv = (double)mem.codes / (double)n;
+    double gbs = (double)mem.codes / one / 1e9;
+    fprintf(out, "{\"type\":\"tq_index_search\",\"label\":");
+    json_str(out, o->label);
+    fprintf(out, ",\"config\":");
+    json_str(out, bc->name);
+    fprintf(out,
+            ",\"dim\":%zu,\"n\":%zu,\"scan_unique\":%zu,\"nq\":%zu,\"index_bytes_per_vector\":%.2f,"
+            "\"index_memory_total\":%llu,\"center\":\"first\",\"rerank\":\"none\",\"add_s\":%.4f,"
+            "\"search_ms_per_query\":%.4f,\"batch_ms_per_query\":%.4f,\"batch_reps\":%d,\"codes_per_s\":%.1f,"
+            "\"search_code_gbs\":%.4f,\"search_frac_read_bw\":%.4f,\"k\":%d,\"kernel\":",
+            dim, n, unique, nq, bpv, (unsigned long long)mem.total, add_s, one * 1e3, many * 1e3, nb,
+            (double)n / one, gbs, read_gbs > 0 ? gbs / read_gbs : 0.0, TOPK);
+    json_str(out, tq_kernel_name());
+    fprintf(out, "}\n");
+    fflush(out);
+    tq_index_free(ix), free(ids), free(t1);
+    return 0;
+}
+
 /* ---- one config ---- */
 
 static int bench_one(const options *o, const bench_config *bc, const float *x, size_t n, size_t dim,
@@ -428,11 +507,14 @@ static int bench_one(const options *o, const bench_config *bc, const float *x, s
     fprintf(out, ",\"sink\":%.3g}\n", (double)sink);
     fflush(out);
 
+    if (o->do_index && bench_index(o, bc, x, n, unique, dim, qv, nq, read_gbs, out) != 0) goto fail_quiet;
+
 done:
     tq_quantizer_free(q), free(codes), free(scores), free(times), free(tprep), free(ttopk);
     return 0;
 fail:
     lib_fail(s, bc->name);
+fail_quiet:
     tq_quantizer_free(q), free(codes), free(scores), free(times), free(tprep), free(ttopk);
     return 1;
 }
@@ -453,6 +535,7 @@ static void usage(void) {
             "  --fill-s S         encode all N for scan only if it takes <= S s, else repeat codes (default 30)\n"
             "  --bw-mib M         bandwidth buffer in MiB (default 1024); --no-bw skips it\n"
             "  --no-scan          encode only\n"
+            "  --no-index         skip the index search timing (tq_index_search: fast-scan + shortlist)\n"
             "  --label NAME       dataset label written into every JSON line\n"
             "  --seed S           seed of the quantizers and of --random (default 0)\n");
 }
@@ -460,7 +543,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     options o;
     memset(&o, 0, sizeof o);
-    o.nq = 50, o.reps = 7, o.do_bw = 1, o.do_scan = 1, o.encode_s = 0.5, o.fill_s = 30, o.bw_mib = 1024;
+    o.nq = 50, o.reps = 7, o.do_bw = 1, o.do_scan = 1, o.do_index = 1, o.encode_s = 0.5, o.fill_s = 30, o.bw_mib = 1024;
     o.label = "";
     const char *configs = "mse:2:hadamard,mse:4:hadamard,prod:3:hadamard";
     for (int i = 1; i < argc; i++) {
@@ -481,6 +564,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--bw-mib") == 0) o.bw_mib = (size_t)strtoull(NEXT(), NULL, 10);
         else if (strcmp(a, "--no-bw") == 0) o.do_bw = 0;
         else if (strcmp(a, "--no-scan") == 0) o.do_scan = 0;
+        else if (strcmp(a, "--no-index") == 0) o.do_index = 0;
         else if (strcmp(a, "--label") == 0) o.label = NEXT();
         else if (strcmp(a, "--seed") == 0) o.seed = (uint64_t)strtoull(NEXT(), NULL, 10);
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
