@@ -1,7 +1,8 @@
 /*
  * fuzz_kernels.c — differential: every SIMD kernel table this CPU runs
- * (avx2, avx512) against the scalar reference table, on inputs the fuzzer
- * picks, held to the contract of src/kernels/kernels.h:
+ * (avx2, avx512 on x86-64; neon on AArch64) against the scalar reference
+ * table, on inputs the fuzzer picks, held to the contract of
+ * src/kernels/kernels.h:
  *   - bit-identical: fwht, dense_forward, nearest, dot_f64, div_f32, lookup,
  *     f16_load, and the fast-scan integer sums (src/kernels/fastscan.h);
  *     a NaN output need only be a NaN;
@@ -41,6 +42,7 @@ static void init_tables(void) {
     if (ntables) return;
     if (tq_kernels_avx2() && tq_cpu_has_avx2()) tables[ntables++] = tq_kernels_avx2();
     if (tq_kernels_avx512() && tq_cpu_has_avx512()) tables[ntables++] = tq_kernels_avx512();
+    if (tq_kernels_neon()) tables[ntables++] = tq_kernels_neon();
     if (!ntables) tables[ntables++] = tq_kernels_ref(); /* nothing to compare: still runs the ref */
 }
 

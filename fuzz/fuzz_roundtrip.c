@@ -150,13 +150,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     {
         static uint8_t c1[MAXN * 4096], c2[MAXN * 4096], r1[MAXN * 4096], r2[MAXN * 4096];
         static float d1[MAXN * MAXDIM], d2[MAXN * MAXDIM];
-        const tq_kernel_table *tabs[3] = {tq_kernels_ref(), NULL, NULL};
+        const tq_kernel_table *tabs[4] = {tq_kernels_ref(), NULL, NULL, NULL};
         if (tq_kernels_avx2() && tq_cpu_has_avx2()) tabs[1] = tq_kernels_avx2();
         if (tq_kernels_avx512() && tq_cpu_has_avx512()) tabs[2] = tq_kernels_avx512();
+        tabs[3] = tq_kernels_neon(); /* NULL except on AArch64 */
         tq_query *pq1 = NULL;
         float s_ref[MAXN] = {0}, s_t[MAXN];
         int have_q = tq_query_create(q, &pq1) == TQ_OK;
-        for (int t = 0; t < 3; t++) {
+        for (int t = 0; t < 4; t++) {
             if (!tabs[t]) continue;
             tq_kernels_override(tabs[t]);
             uint8_t *cd = t ? c2 : c1, *r = t ? r2 : r1;

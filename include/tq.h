@@ -101,9 +101,9 @@ TQ_API const char *tq_version_string(void);
  *  compiled in and the one that runs. */
 TQ_API const char *tq_build_info(void);
 /**
- * @return the name of the kernel table this process runs ("ref", "avx2" or "avx512"):
- * the best the CPU and OS support, unless the environment variable
- * TQ_FORCE_ISA=ref|avx2 (read once) narrows it. Codes are bit-identical
+ * @return the name of the kernel table this process runs ("ref", "avx2" or "avx512" on
+ * x86-64, "ref" or "neon" on AArch64): the best the CPU and OS support, unless the
+ * environment variable TQ_FORCE_ISA=ref|avx2|neon (read once) narrows it. Codes are bit-identical
  * whichever runs; scores agree within a small stated tolerance.
  */
 TQ_API const char *tq_kernel_name(void);

@@ -13,7 +13,9 @@
  *   - TQ_FORCE_ISA really selects the table it names (tq_kernel_name()).
  * That whole codes are bit-identical under each table is checked by running
  * the golden tests (test_quantizer, test_serialize, test_rotation) once per
- * table: CMake registers them again with TQ_FORCE_ISA=ref.
+ * table: CMake registers them again with TQ_FORCE_ISA=ref (and =avx2 on
+ * x86-64). On AArch64 the NEON table is the default one and is tested here
+ * like the x86 tables.
  */
 #include <float.h>
 #include <math.h>
@@ -70,13 +72,14 @@ static long first_diff(const float *a, const float *b, size_t n) {
     return -1;
 }
 
-static const tq_kernel_table *tables[4];
+static const tq_kernel_table *tables[5];
 static int ntables;
 
 static void collect_tables(void) {
     tables[ntables++] = tq_kernels_ref();
     if (tq_kernels_avx2() && tq_cpu_has_avx2()) tables[ntables++] = tq_kernels_avx2();
     if (tq_kernels_avx512() && tq_cpu_has_avx512()) tables[ntables++] = tq_kernels_avx512();
+    if (tq_kernels_neon()) tables[ntables++] = tq_kernels_neon(); /* every AArch64 CPU runs it */
 }
 
 static void test_fwht(const tq_kernel_table *t) {
@@ -330,14 +333,33 @@ static void test_dispatch(void) {
     const char *name = tq_kernel_name();
     int have_avx2 = tq_kernels_avx2() != NULL && tq_cpu_has_avx2();
     int have_avx512 = tq_kernels_avx512() != NULL && tq_cpu_has_avx512();
-    const char *best = have_avx512 ? "avx512" : have_avx2 ? "avx2" : "ref";
+    int have_neon = tq_kernels_neon() != NULL;
+    const char *best = have_avx512 ? "avx512" : have_avx2 ? "avx2" : have_neon ? "neon" : "ref";
     CHECK(!have_avx512 || have_avx2, "AVX-512 without AVX2");
+    CHECK(!have_neon || (!have_avx2 && !have_avx512), "NEON and x86 tables in one build");
+#if defined(__aarch64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    CHECK(have_neon, "little-endian AArch64 build without the NEON table");
+#endif
+    /* the build info lists the tables compiled in */
+    const char *info = tq_build_info(), *kc = strstr(info, "kernels compiled: ");
+    CHECK(kc != NULL, "build info without the compiled kernels: %s", info);
+    if (kc) {
+        char list[64];
+        snprintf(list, sizeof list, "%.*s", (int)strcspn(kc, ";"), kc);
+        CHECK(!strstr(list, " neon") == !tq_kernels_neon(), "build info vs the NEON table (%d): %s",
+              tq_kernels_neon() != NULL, info);
+        CHECK(!strstr(list, " avx2") == !tq_kernels_avx2(), "build info vs the AVX2 table (%d): %s",
+              tq_kernels_avx2() != NULL, info);
+    }
     CHECK(strcmp(name, tq_kernels()->name) == 0, "tq_kernel_name %s", name);
     if (force && strcmp(force, "ref") == 0) {
         CHECK(strcmp(name, "ref") == 0, "TQ_FORCE_ISA=ref but %s runs", name);
     } else if (force && strcmp(force, "avx2") == 0) {
         CHECK(strcmp(name, have_avx2 ? "avx2" : "ref") == 0, "TQ_FORCE_ISA=avx2 (supported: %d) but %s runs",
               have_avx2, name);
+    } else if (force && strcmp(force, "neon") == 0) {
+        CHECK(strcmp(name, have_neon ? "neon" : "ref") == 0, "TQ_FORCE_ISA=neon (compiled in: %d) but %s runs",
+              have_neon, name);
     } else if (!force || !*force || strcmp(force, "avx512") == 0) {
         CHECK(strcmp(name, best) == 0, "best table (%s) should run, %s runs", best, name);
     }

@@ -644,10 +644,11 @@ static void test_real_fixture(void) {
 }
 
 static void test_kernels(void) {
-    const tq_kernel_table *tabs[3] = {tq_kernels(), NULL, NULL};
+    const tq_kernel_table *tabs[4] = {tq_kernels(), NULL, NULL, NULL};
     if (tq_kernels_avx2() && tq_cpu_has_avx2()) tabs[1] = tq_kernels_avx2();
     if (tq_kernels_avx512() && tq_cpu_has_avx512()) tabs[2] = tq_kernels_avx512();
-    for (int i = 0; i < 3; i++) {
+    if (tq_kernels_neon() != tabs[0]) tabs[3] = tq_kernels_neon(); /* NULL except on AArch64 */
+    for (int i = 0; i < 4; i++) {
         if (!tabs[i]) continue;
         test_softmax_kernels_of(tabs[i]);
         test_kernels_of(tabs[i]);

@@ -1,11 +1,13 @@
 /*
  * dispatch.c — choose the kernel table once per process.
  *
- * The CPU is asked once (CPUID for the instruction set, XGETBV for the OS
- * saving the wide registers — a CPU with AVX2 under an OS that does not save
- * YMM state must not run AVX2 code), then TQ_FORCE_ISA may narrow the choice.
- * The pointer is published through pthread_once, so any thread may call
- * tq_kernels() first. Never -march=native: one binary runs on any x86-64.
+ * On x86-64 the CPU is asked once (CPUID for the instruction set, XGETBV for
+ * the OS saving the wide registers — a CPU with AVX2 under an OS that does
+ * not save YMM state must not run AVX2 code). On AArch64 the NEON table is
+ * taken without asking: Advanced SIMD is part of every AArch64 CPU. Then
+ * TQ_FORCE_ISA may narrow the choice. The pointer is published through
+ * pthread_once, so any thread may call tq_kernels() first. Never
+ * -march=native: one binary runs on any x86-64 (or any AArch64).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +62,8 @@ static void tq_select(void) {
     const tq_kernel_table *ref = tq_kernels_ref(), *best = ref;
     const tq_kernel_table *avx2 = tq_kernels_avx2() && tq_cpu_has_avx2() ? tq_kernels_avx2() : NULL;
     const tq_kernel_table *avx512 = tq_kernels_avx512() && tq_cpu_has_avx512() ? tq_kernels_avx512() : NULL;
+    const tq_kernel_table *neon = tq_kernels_neon(); /* compiled in only where every CPU runs it */
+    if (neon) best = neon;
     if (avx2) best = avx2;
     if (avx512) best = avx512;
     const char *force = getenv("TQ_FORCE_ISA");
@@ -68,6 +72,7 @@ static void tq_select(void) {
          * table; tq_kernel_name() shows what runs */
         if (strcmp(force, "ref") == 0) best = ref;
         else if (strcmp(force, "avx2") == 0) best = avx2 ? avx2 : ref;
+        else if (strcmp(force, "neon") == 0) best = neon ? neon : ref;
     }
     tq_selected = best;
 }
@@ -92,9 +97,9 @@ static pthread_once_t tq_info_once = PTHREAD_ONCE_INIT;
 static void tq_info_make(void) {
     const char *force = getenv("TQ_FORCE_ISA");
     snprintf(tq_info, sizeof tq_info,
-             "tq %d.%d.%d; kernels compiled: ref%s%s; running: %s%s%s%s; compiler: %s; arch: %s; input: %s",
+             "tq %d.%d.%d; kernels compiled: ref%s%s%s; running: %s%s%s%s; compiler: %s; arch: %s; input: %s",
              TQ_VERSION_MAJOR, TQ_VERSION_MINOR, TQ_VERSION_PATCH, tq_kernels_avx2() ? " avx2" : "",
-             tq_kernels_avx512() ? " avx512" : "",
+             tq_kernels_avx512() ? " avx512" : "", tq_kernels_neon() ? " neon" : "",
              tq_kernels()->name, force && *force ? " (TQ_FORCE_ISA=" : "", force && *force ? force : "",
              force && *force ? ")" : "",
 #if defined(__clang__)

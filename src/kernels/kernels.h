@@ -10,9 +10,11 @@
  *   - results within a stated tolerance for scores: ip_codes and ip_signs
  *     (the ref sums in double; a SIMD table may sum in float; tests hold it to
  *     |fast - ref| <= 1e-5 * sum_j |q_j| * max|c|, see tests/test_kernels.c).
- * TQ_FORCE_ISA=ref|avx2|avx512 (environment, read once) forces a table; asking for
- * one the CPU cannot run falls back to ref, and tq_kernel_name() tells which
- * table actually runs.
+ * TQ_FORCE_ISA=ref|avx2|avx512|neon (environment, read once) forces a table;
+ * asking for one the CPU cannot run, or one not compiled in (neon on x86-64,
+ * avx2 on AArch64), falls back to ref, and tq_kernel_name() tells which table
+ * actually runs. On AArch64 the NEON table runs by default: NEON is part of
+ * every AArch64 CPU, so it needs no CPU check.
  *
  * Layering: kernels depend only on common.h; core (rotations) and quant
  * (encode, score) call them through tq_kernels().
@@ -92,6 +94,9 @@ TQ_INTERNAL const tq_kernel_table *tq_kernels_ref(void);
 TQ_INTERNAL const tq_kernel_table *tq_kernels_avx2(void);
 /** The AVX-512 table (the AVX2 one with some kernels replaced), or NULL when not compiled in. */
 TQ_INTERNAL const tq_kernel_table *tq_kernels_avx512(void);
+/** The NEON table (kernels_neon.c), or NULL when not compiled in (builds other than little-endian
+ *  AArch64). */
+TQ_INTERNAL const tq_kernel_table *tq_kernels_neon(void);
 /** Whether the CPU and OS can run AVX2 code (CPUID leaf 7 AVX2, FMA, F16C + OSXSAVE + XGETBV YMM state). */
 TQ_INTERNAL int tq_cpu_has_avx2(void);
 /** Whether they can run the AVX-512 table (AVX2 as above, AVX512F/BW/VL, XGETBV opmask and ZMM state). */
