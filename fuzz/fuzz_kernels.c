@@ -234,6 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             /* the table's own fast-scan kernel (tables[] holds only what this CPU runs) */
             tq_fs_sums_fn fs = k == tq_kernels_avx512() ? tq_fs_sums_avx512()
                                : k == tq_kernels_avx2() ? tq_fs_sums_avx2()
+                               : k == tq_kernels_neon() ? tq_fs_sums_neon()
                                                         : NULL;
             if (fs) {
                 size_t nblocks = fz_range(&c, 1, 3);

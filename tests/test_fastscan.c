@@ -5,17 +5,18 @@
  *     header's byte formula (zero padding of the last block and of an odd
  *     group count included) and tq_fs_unpack inverts it, for n not a multiple
  *     of 32, d odd and even, bits 2 and 4;
- *   - sums: the AVX2 kernel (when this machine runs it) gives exactly the
- *     ref's integer sums, around every flush boundary; all-255 tables with
- *     all-15 nibbles at d up to 65536 give 255 * 2P exactly (no overflow);
+ *   - sums: the AVX2, AVX-512 and NEON kernels (those this machine runs)
+ *     give exactly the ref's integer sums, around every flush boundary;
+ *     all-255 tables with all-15 nibbles at d up to 65536 give 255 * 2P
+ *     exactly (no overflow);
  *   - tables: approximate scores vs exact sum_j qrot_j c[idx_j] (the ref
  *     ip_codes kernel on the records' own packed indices) within the
  *     documented bound G * delta / 2 (+ float rounding), d in {7, 128, 784,
  *     1536}; and scale * approx vs tq_score (metric IP) likewise;
  *   - ranking: on random unit vectors the approximate top-1 is among the
  *     exact (tq_score) top-5 in >= 95% of queries;
- *   - dispatch: AVX2 only when tq_kernels() is the AVX2 table (this program
- *     runs again under TQ_FORCE_ISA=ref);
+ *   - dispatch: each SIMD kernel only when tq_kernels() is its table (this
+ *     program runs again under TQ_FORCE_ISA=ref);
  *   - rejections: bits other than 2/4, PROD, outlier splits, huge n.
  */
 #include <math.h>
@@ -126,17 +127,18 @@ static void test_sums(void) {
     struct {
         const char *name;
         tq_fs_sums_fn fn;
-    } simd[2];
+    } simd[3];
     int nsimd = 0;
     if (tq_fs_sums_avx2() && tq_cpu_has_avx2()) simd[nsimd].name = "avx2", simd[nsimd++].fn = tq_fs_sums_avx2();
     else printf("note: no AVX2 here, fast-scan AVX2 kernel not compared\n");
     if (tq_fs_sums_avx512() && tq_cpu_has_avx512())
         simd[nsimd].name = "avx512", simd[nsimd++].fn = tq_fs_sums_avx512();
     else printf("note: no AVX-512 here, fast-scan AVX-512 kernel not compared\n");
-    /* pair counts around the flushes: every 256 pairs (AVX2), every 512 (AVX-512, two pairs a step), odd
-     * counts for the AVX-512 kernel's masked last pair */
-    static const uint32_t pairs[] = {1,   2,   3,   7,    31,   255,  256,  257,  258,  511, 512,
-                                     513, 768, 1000, 1023, 1024, 1025, 1026, 1536, 1537, 2049};
+    if (tq_fs_sums_neon()) simd[nsimd].name = "neon", simd[nsimd++].fn = tq_fs_sums_neon(); /* any AArch64 */
+    /* pair counts around the flushes: every 128 pairs (NEON), 256 (AVX2), 512 (AVX-512, two pairs a step),
+     * odd counts for the AVX-512 kernel's masked last pair */
+    static const uint32_t pairs[] = {1,   2,   3,   7,   31,  127,  128,  129,  255,  256,  257,  258,  383,
+                                     384, 511, 512, 513, 768, 1000, 1023, 1024, 1025, 1026, 1536, 1537, 2049};
     for (size_t a = 0; a < sizeof pairs / sizeof pairs[0]; a++) {
         uint32_t P = pairs[a];
         for (int kind = 0; kind < 3; kind++) {
@@ -220,6 +222,7 @@ static void test_dispatch(void) {
     const char *kn = tq_kernel_name();
     tq_fs_sums_fn want = strcmp(kn, "avx512") == 0 ? tq_fs_sums_avx512()
                          : strcmp(kn, "avx2") == 0 ? tq_fs_sums_avx2()
+                         : strcmp(kn, "neon") == 0 ? tq_fs_sums_neon()
                                                    : tq_fs_sums_ref;
     CHECK(active == want, "fast scan must follow tq_kernels() (%s)", kn);
     const char *force = getenv("TQ_FORCE_ISA");

@@ -210,6 +210,8 @@ void tq_fs_sums_ref(const uint8_t *packed, size_t nblocks, uint32_t npairs, cons
 tq_fs_sums_fn tq_fs_sums_active(void) {
     /* the scan of the ISA whose table runs (the tables were chosen from CPUID, so the kernel can run) */
     const tq_kernel_table *k = tq_kernels();
+    tq_fs_sums_fn fn = tq_fs_sums_neon();
+    if (fn && k == tq_kernels_neon()) return fn;
     tq_fs_sums_fn f512 = tq_fs_sums_avx512(), f2 = tq_fs_sums_avx2();
     if (f512 && k == tq_kernels_avx512()) return f512;
     if (f2 && (k == tq_kernels_avx2() || k == tq_kernels_avx512())) return f2;

@@ -35,11 +35,11 @@
  * exact integer (S_i <= 255 * 2P <= 255 * 65536 < 2^24, so (float)S_i is
  * exact too), and
  *     out[i] = offset + delta * (float)S_i     (float mul, then float add)
- * The scalar code (tq_fs_sums_ref) is the specification; the AVX2 and NEON
- * code give the same integer sums, and the float step is shared, so outputs
- * are bit-identical whichever runs. AVX2 is used only when tq_kernels() is an
- * x86 SIMD table, NEON only when it is the NEON table (TQ_FORCE_ISA=ref
- * forces the scalar code here too).
+ * The scalar code (tq_fs_sums_ref) is the specification; the SIMD kernels
+ * (AVX2, AVX-512, NEON) give the same integer sums, and the float step is
+ * shared, so outputs are bit-identical whichever runs. A SIMD kernel runs
+ * only when tq_kernels() is a table of its ISA (TQ_FORCE_ISA=ref forces the
+ * scalar code here too).
  *
  * Error bound. Each table entry is within delta/2 of its exact value
  * (|delta * T_g[k] - (e_g[k] - lo_g)| <= delta/2: rounding to nearest, and
@@ -110,8 +110,10 @@ TQ_INTERNAL void tq_fs_sums_ref(const uint8_t *packed, size_t nblocks, uint32_t 
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx2(void);
 /** The AVX-512 kernel, or NULL when not compiled in (call only when tq_cpu_has_avx512()). */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx512(void);
+/** The NEON kernel, or NULL when not compiled in (builds other than little-endian AArch64). */
+TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_neon(void);
 /** The kernel tq_fs_scan uses: AVX-512 when tq_kernels() is the AVX-512 table, AVX2 when it is the AVX2
- *  table, else the ref. */
+ *  table, NEON when it is the NEON table, else the ref. */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_active(void);
 
 struct tq_quantizer;
