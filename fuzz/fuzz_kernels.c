@@ -246,6 +246,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 tq_fs_sums_ref(packed, nblocks, npairs, lut, su1);
                 fs(packed, nblocks, npairs, lut, su2);
                 FUZZ_ASSERT(memcmp(su1, su2, nblocks * 32 * sizeof su1[0]) == 0, "%s fast-scan sums differ from ref", k->name);
+                /* the several-query kernel: nq tables (the first the one above, the rest fuzzed) */
+                tq_fs_sums4_fn f4 = k == tq_kernels_avx512() ? tq_fs_sums4_avx512() : NULL;
+                if (f4) {
+                    static uint8_t luts_m[TQ_FS_MAX_QUERIES][16 * 32];
+                    static uint32_t sm[TQ_FS_MAX_QUERIES][96], sr[96];
+                    uint32_t nq = (uint32_t)fz_range(&c, 1, TQ_FS_MAX_QUERIES);
+                    const uint8_t *lp[TQ_FS_MAX_QUERIES];
+                    uint32_t *sp[TQ_FS_MAX_QUERIES];
+                    for (uint32_t q = 0; q < nq; q++) {
+                        for (size_t j = 0; j < npairs * 32u; j++) luts_m[q][j] = q ? fz_u8(&c) : lut[j];
+                        lp[q] = luts_m[q];
+                        sp[q] = sm[q];
+                    }
+                    f4(packed, nblocks, npairs, lp, nq, sp);
+                    for (uint32_t q = 0; q < nq; q++) {
+                        tq_fs_sums_ref(packed, nblocks, npairs, lp[q], sr);
+                        FUZZ_ASSERT(memcmp(sr, sm[q], nblocks * 32 * sizeof sr[0]) == 0,
+                                    "avx512 %u-query fast-scan sums differ from ref (query %u)", nq, q);
+                    }
+                }
             }
             break;
         }

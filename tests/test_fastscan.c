@@ -216,6 +216,73 @@ static void test_overflow(void) {
     }
 }
 
+/* Several queries at once: the AVX-512 kernel (when it runs here) and tq_fs_scan_multi against the ref and
+ * against tq_fs_scan, bit for bit, for 1..TQ_FS_MAX_QUERIES queries (four, then two, then one at a time
+ * inside), odd and even pair counts, and both sides of the 512-pair flush. */
+static void test_multi(void) {
+    tq_fs_sums4_fn f4 = tq_fs_sums4_avx512();
+    int have = f4 && tq_cpu_has_avx512();
+    if (!have) printf("note: no AVX-512 here, several-query kernel not compared\n");
+    static const uint32_t pairs[] = {1, 2, 3, 17, 511, 512, 513, 1024, 1025, 1537};
+    enum { NB = 3, MQ = TQ_FS_MAX_QUERIES };
+    for (size_t a = 0; a < sizeof pairs / sizeof pairs[0]; a++) {
+        uint32_t P = pairs[a];
+        for (int kind = 0; kind < 2; kind++) {
+            uint8_t *packed = malloc((size_t)NB * P * 32), *lut = malloc((size_t)MQ * P * 32);
+            uint32_t *ref = malloc(sizeof(uint32_t) * MQ * NB * 32), *got = malloc(sizeof(uint32_t) * MQ * NB * 32);
+            for (size_t i = 0; i < (size_t)NB * P * 32; i++) packed[i] = kind ? 0xFF : (uint8_t)rnd();
+            for (size_t i = 0; i < (size_t)MQ * P * 32; i++) lut[i] = kind ? 255 : (uint8_t)rnd();
+            const uint8_t *luts[MQ];
+            uint32_t *outs[MQ];
+            for (int q = 0; q < MQ; q++) {
+                luts[q] = lut + (size_t)q * P * 32;
+                outs[q] = got + (size_t)q * NB * 32;
+                tq_fs_sums_ref(packed, NB, P, luts[q], ref + (size_t)q * NB * 32);
+            }
+            for (uint32_t nq = 1; nq <= MQ && have; nq++) {
+                memset(got, 0xEE, sizeof(uint32_t) * MQ * NB * 32);
+                f4(packed, NB, P, luts, nq, outs);
+                CHECK(memcmp(got, ref, sizeof(uint32_t) * nq * NB * 32) == 0, "avx512 %u-query sums P=%u kind=%d", nq,
+                      P, kind);
+            }
+            free(packed), free(lut), free(ref), free(got);
+        }
+    }
+    /* the scan wrapper: whatever kernel runs, nq queries at once == nq single scans */
+    static const uint32_t ds[] = {64, 784, 1536};
+    for (size_t a = 0; a < sizeof ds / sizeof ds[0]; a++) {
+        for (uint32_t bits = 2; bits <= 4; bits += 2) {
+            uint32_t d = ds[a];
+            size_t n = 100, lsz = tq_fs_lut_size(d, bits), sz = tq_fs_size(n, d, bits);
+            uint8_t *idx = malloc(n * d), *packed = malloc(sz), *lut = malloc((size_t)MQ * lsz);
+            float *one = malloc(sizeof(float) * n), *many = malloc(sizeof(float) * MQ * n);
+            for (size_t i = 0; i < n * d; i++) idx[i] = (uint8_t)(rnd() % (1u << bits));
+            CHECK_OK(tq_fs_pack(idx, n, d, bits, packed));
+            for (size_t i = 0; i < (size_t)MQ * lsz; i++) lut[i] = (uint8_t)rnd();
+            const uint8_t *luts[MQ];
+            float *outs[MQ], off[MQ], del[MQ];
+            for (int q = 0; q < MQ; q++) {
+                luts[q] = lut + (size_t)q * lsz;
+                outs[q] = many + (size_t)q * n;
+                off[q] = -0.25f * (float)q;
+                del[q] = 0.001f * (float)(q + 1);
+            }
+            for (uint32_t nq = 1; nq <= MQ; nq++) {
+                CHECK_OK(tq_fs_scan_multi(packed, n, d, bits, nq, luts, off, del, outs));
+                int same = 1;
+                for (uint32_t q = 0; q < nq; q++) {
+                    CHECK_OK(tq_fs_scan(packed, n, d, bits, luts[q], off[q], del[q], one));
+                    same &= memcmp(one, outs[q], sizeof(float) * n) == 0;
+                }
+                CHECK(same, "tq_fs_scan_multi d=%u bits=%u nq=%u differs from tq_fs_scan", d, bits, nq);
+            }
+            CHECK(tq_fs_scan_multi(packed, n, d, bits, MQ + 1, luts, off, del, outs) == TQ_ERR_INVALID_ARG,
+                  "more than TQ_FS_MAX_QUERIES queries must be refused");
+            free(idx), free(packed), free(lut), free(one), free(many);
+        }
+    }
+}
+
 static void test_dispatch(void) {
     tq_fs_sums_fn active = tq_fs_sums_active();
     /* each table's own scan */
@@ -414,6 +481,7 @@ int main(void) {
     test_layout();
     test_sums();
     test_overflow();
+    test_multi();
     test_dispatch();
     test_accuracy();
     test_ranking();

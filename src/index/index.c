@@ -13,7 +13,9 @@
  *   3. the top k, best first; ties go to the smaller id.
  * A batch is cut into groups of queries that sweep the blocked codes together
  * chunk by chunk, so each chunk is read from memory once per group rather than
- * once per query; groups run in parallel on the pool.
+ * once per query (and, where the kernel table has a several-query scan, each
+ * code load serves up to four queries: tq_fs_scan_multi); groups run in
+ * parallel on the pool.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t */
 #include "index.h"
@@ -31,7 +33,7 @@
 #include "../quant/quantizer.h"
 
 enum {
-    GROUP_QUERIES = 8,        /* queries that sweep the blocked codes together */
+    GROUP_QUERIES = 8,        /* queries that sweep the blocked codes together (<= TQ_FS_MAX_QUERIES) */
     CHUNK_BLOCKS = 128,       /* at most this many blocks per sweep step (4096 vectors) */
     CHUNK_BYTES = 192 * 1024, /* and about this many bytes of codes */
     RECORD_CHUNK = 4096,      /* records scored per tq_score call */
@@ -834,7 +836,8 @@ static tq_status ws_init(search_ws *w, const search_job *j) {
     w->qc = malloc(GROUP_QUERIES * d * sizeof(float));
     ok &= w->qc != NULL;
     size_t scan_n = ix->fs ? (size_t)CHUNK_BLOCKS * TQ_FS_BLOCK : RECORD_CHUNK;
-    w->scan = malloc(scan_n * sizeof(float));
+    /* the fast scan scores a step for every query of the group at once */
+    w->scan = malloc(scan_n * (ix->fs ? GROUP_QUERIES : 1) * sizeof(float));
     ok &= w->qn && w->scan;
     if (ix->fs) {
         w->lut = malloc(GROUP_QUERIES * tq_fs_lut_size((uint32_t)d, ix->fs_bits));
@@ -970,13 +973,17 @@ static tq_status search_group(search_ws *w, const search_job *j, size_t q0, size
         for (size_t i0 = 0; i0 < n; i0 += step) {
             size_t m = n - i0 < step ? n - i0 : step;
             const uint8_t *packed = ix->blocks + (i0 / TQ_FS_BLOCK) * blk;
+            const uint8_t *luts[GROUP_QUERIES];
+            float *outs[GROUP_QUERIES];
+            for (size_t g = 0; g < gq; g++) luts[g] = w->lut + g * lsz, outs[g] = w->scan + g * step;
+            TQ_FORWARD(tq_fs_scan_multi(packed, m, (uint32_t)d, ix->fs_bits, (uint32_t)gq, luts, w->off, w->del,
+                                        outs));
             for (size_t g = 0; g < gq; g++) {
-                TQ_FORWARD(tq_fs_scan(packed, m, (uint32_t)d, ix->fs_bits, w->lut + g * lsz, w->off[g], w->del[g],
-                                      w->scan));
                 topk *h = &w->heap[g];
                 const float *fac = ix->factors + i0 * ix->nf, *xc = ix->xc ? ix->xc + i0 : NULL;
+                const float *sc = outs[g];
                 for (size_t i = 0; i < m; i++) {
-                    float ip = fac[i * ix->nf] * w->scan[i];
+                    float ip = fac[i * ix->nf] * sc[i];
                     float key = l2 ? 2.0f * ip - slot_norm2(ix, i0 + i) : xc ? ip + xc[i] : ip;
                     if (h->count == h->cap && key < h->key[0]) continue; /* fast reject */
                     heap_push(h, key, i0 + i);

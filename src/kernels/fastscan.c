@@ -237,6 +237,41 @@ tq_status tq_fs_scan(const uint8_t *packed, size_t n, uint32_t d, uint32_t bits,
     return TQ_OK;
 }
 
+tq_fs_sums4_fn tq_fs_sums4_active(void) {
+    tq_fs_sums4_fn f = tq_fs_sums4_avx512();
+    return f && tq_kernels() == tq_kernels_avx512() ? f : NULL;
+}
+
+tq_status tq_fs_scan_multi(const uint8_t *packed, size_t n, uint32_t d, uint32_t bits, uint32_t nq,
+                           const uint8_t *const *luts, const float *offset, const float *delta, float *const *out) {
+    TQ_RETURN_IF(nq > TQ_FS_MAX_QUERIES, TQ_ERR_INVALID_ARG, "fast scan: %u queries at once (at most %d)", nq,
+                 TQ_FS_MAX_QUERIES);
+    tq_fs_sums4_fn f4 = tq_fs_sums4_active();
+    if (!f4 || nq < 2) {
+        for (uint32_t q = 0; q < nq; q++) TQ_FORWARD(tq_fs_scan(packed, n, d, bits, luts[q], offset[q], delta[q], out[q]));
+        return TQ_OK;
+    }
+    for (uint32_t q = 0; q < nq; q++) {
+        TQ_FORWARD(fs_check(packed, out[q], n, d, bits));
+        TQ_RETURN_IF(n > 0 && !luts[q], TQ_ERR_INVALID_ARG, "fast scan: NULL table");
+    }
+    enum { CHUNK = 8 }; /* blocks per kernel call */
+    uint32_t sums[TQ_FS_MAX_QUERIES][CHUNK * TQ_FS_BLOCK];
+    uint32_t *sp[TQ_FS_MAX_QUERIES];
+    for (uint32_t q = 0; q < nq; q++) sp[q] = sums[q];
+    uint32_t P = fs_pairs(d, bits);
+    size_t nblocks = (n + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK;
+    for (size_t b = 0; b < nblocks; b += CHUNK) {
+        size_t nb = nblocks - b < CHUNK ? nblocks - b : CHUNK;
+        f4(packed + b * (size_t)P * 32, nb, P, luts, nq, sp);
+        size_t base = b * TQ_FS_BLOCK, m = nb * TQ_FS_BLOCK;
+        if (m > n - base) m = n - base;
+        for (uint32_t q = 0; q < nq; q++)
+            for (size_t i = 0; i < m; i++) out[q][base + i] = offset[q] + delta[q] * (float)sums[q][i];
+    }
+    return TQ_OK;
+}
+
 /* ---------------------------------------------------------------- records */
 
 static tq_status fs_check_quantizer(const tq_quantizer *q) {

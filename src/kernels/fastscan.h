@@ -112,6 +112,20 @@ TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx2(void);
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_avx512(void);
 /** The NEON kernel, or NULL when not compiled in (builds other than little-endian AArch64). */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_neon(void);
+/** Sums for nq <= TQ_FS_MAX_QUERIES queries over the same blocks: table luts[q] -> sums[q] (as tq_fs_sums_fn),
+ *  each code load shared by the queries. */
+enum { TQ_FS_MAX_QUERIES = 8 };
+typedef void (*tq_fs_sums4_fn)(const uint8_t *packed, size_t nblocks, uint32_t npairs, const uint8_t *const *luts,
+                               uint32_t nq, uint32_t *const *sums);
+/** The AVX-512 several-query kernel (queries four, then two, at a time), or NULL when not compiled in. */
+TQ_INTERNAL tq_fs_sums4_fn tq_fs_sums4_avx512(void);
+/** The several-query kernel of the running table, or NULL where there is none (then one query at a time). */
+TQ_INTERNAL tq_fs_sums4_fn tq_fs_sums4_active(void);
+/** tq_fs_scan for nq <= TQ_FS_MAX_QUERIES queries at once: out[q][i] = offset[q] + delta[q] * S_i(luts[q]),
+ *  bit-identical to nq calls of tq_fs_scan. */
+TQ_INTERNAL tq_status tq_fs_scan_multi(const uint8_t *packed, size_t n, uint32_t d, uint32_t bits, uint32_t nq,
+                                       const uint8_t *const *luts, const float *offset, const float *delta,
+                                       float *const *out);
 /** The kernel tq_fs_scan uses: AVX-512 when tq_kernels() is the AVX-512 table, AVX2 when it is the AVX2
  *  table, NEON when it is the NEON table, else the ref. */
 TQ_INTERNAL tq_fs_sums_fn tq_fs_sums_active(void);

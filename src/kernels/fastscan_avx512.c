@@ -79,17 +79,23 @@ TQ_FS512_INLINE void fs512_store(uint32_t *dst, __m512i even, __m512i odd) {
 
 TQ_FS512_INLINE void fs512_block1(const uint8_t *blk, uint32_t npairs, const uint8_t *lut, uint32_t *s) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint32_t iters = (npairs + 1) / 2;
+    const uint32_t full = npairs / 2; /* whole 64-byte steps; an odd last pair is one masked step after them */
     __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
-    for (uint32_t i0 = 0; i0 < iters; i0 += FS512_FLUSH) {
-        uint32_t i1 = iters - i0 < FS512_FLUSH ? iters : i0 + FS512_FLUSH;
+    for (uint32_t i0 = 0; i0 < full; i0 += FS512_FLUSH) {
+        uint32_t i1 = full - i0 < FS512_FLUSH ? full : i0 + FS512_FLUSH;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (uint32_t i = i0; i < i1; i++) {
-            int whole = 2 * i + 1 < npairs;
-            __m512i c = fs512_load(blk + (size_t)i * 64, whole);
-            __m512i L = fs512_load(lut + (size_t)i * 64, whole);
+            __m512i c = fs512_load(blk + (size_t)i * 64, 1);
+            __m512i L = fs512_load(lut + (size_t)i * 64, 1);
             FS512_STEP(c, L, a);
         }
+        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
+    }
+    if (npairs & 1) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        __m512i c = fs512_load(blk + (size_t)full * 64, 0);
+        __m512i L = fs512_load(lut + (size_t)full * 64, 0);
+        FS512_STEP(c, L, a);
         FS512_FLUSH_ACC(a, e0, o0, e1, o1);
     }
     fs512_store(s, e0, o0);
@@ -103,23 +109,33 @@ TQ_FS512_INLINE void fs512_block2(const uint8_t *blk, const uint8_t *blk2, uint3
     const size_t stride = (size_t)npairs * 32;
     const uint8_t *next = blk2 + stride;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint32_t iters = (npairs + 1) / 2;
+    const uint32_t full = npairs / 2;
     __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
     __m512i f0 = e0, q0 = e0, f1 = e0, q1 = e0;
-    for (uint32_t i0 = 0; i0 < iters; i0 += FS512_FLUSH) {
-        uint32_t i1 = iters - i0 < FS512_FLUSH ? iters : i0 + FS512_FLUSH;
+    for (uint32_t i0 = 0; i0 < full; i0 += FS512_FLUSH) {
+        uint32_t i1 = full - i0 < FS512_FLUSH ? full : i0 + FS512_FLUSH;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (uint32_t i = i0; i < i1; i++) {
-            int whole = 2 * i + 1 < npairs;
             _mm_prefetch((const char *)(next + (size_t)i * 64), _MM_HINT_T0);
             _mm_prefetch((const char *)(next + stride + (size_t)i * 64), _MM_HINT_T0);
-            __m512i L = fs512_load(lut + (size_t)i * 64, whole);
-            __m512i c = fs512_load(blk + (size_t)i * 64, whole);
-            __m512i c2 = fs512_load(blk2 + (size_t)i * 64, whole);
+            __m512i L = fs512_load(lut + (size_t)i * 64, 1);
+            __m512i c = fs512_load(blk + (size_t)i * 64, 1);
+            __m512i c2 = fs512_load(blk2 + (size_t)i * 64, 1);
             FS512_STEP(c, L, a);
             FS512_STEP(c2, L, b);
         }
+        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
+        FS512_FLUSH_ACC(b, f0, q0, f1, q1);
+    }
+    if (npairs & 1) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        __m512i L = fs512_load(lut + (size_t)full * 64, 0);
+        __m512i c = fs512_load(blk + (size_t)full * 64, 0);
+        __m512i c2 = fs512_load(blk2 + (size_t)full * 64, 0);
+        FS512_STEP(c, L, a);
+        FS512_STEP(c2, L, b);
         FS512_FLUSH_ACC(a, e0, o0, e1, o1);
         FS512_FLUSH_ACC(b, f0, q0, f1, q1);
     }
@@ -137,10 +153,148 @@ TQ_FS512 static void fs_sums_avx512(const uint8_t *packed, size_t nblocks, uint3
     if (b < nblocks) fs512_block1(packed + b * stride, npairs, lut, sums + b * TQ_FS_BLOCK);
 }
 
+/*
+ * Several queries at once (tq_fs_sums4_fn): one block at a time, each 64-byte
+ * load of codes and its two nibble masks shared by Q = 2 or 4 queries, which
+ * then cost one table load, two vpshufb, two shifts and four adds each. The
+ * 32-bit sums of the queries are touched only at a flush (the compiler may
+ * keep them in memory); the 16-bit accumulators stay in registers (4 per
+ * query). Same arithmetic per query as fs512_block1, so the same sums.
+ */
+#define FS512_LOADC(whole)                                               \
+    __m512i c = fs512_load(blk + (size_t)i * 64, whole);                 \
+    _mm_prefetch((const char *)(next + (size_t)i * 64), _MM_HINT_T0);    \
+    __m512i lo_c = _mm512_and_si512(c, m4);                              \
+    __m512i hi_c = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4)
+
+#define FS512_STEPQ(L, A)                                                       \
+    do {                                                                        \
+        __m512i r0_ = _mm512_shuffle_epi8((L), lo_c);                           \
+        __m512i r1_ = _mm512_shuffle_epi8((L), hi_c);                           \
+        A##0 = _mm512_add_epi16(A##0, r0_);                                     \
+        A##1 = _mm512_add_epi16(A##1, _mm512_srli_epi16(r0_, 8));               \
+        A##2 = _mm512_add_epi16(A##2, r1_);                                     \
+        A##3 = _mm512_add_epi16(A##3, _mm512_srli_epi16(r1_, 8));               \
+    } while (0)
+
+#define FS512_ZERO4(A) __m512i A##0 = _mm512_setzero_si512(), A##1 = A##0, A##2 = A##0, A##3 = A##0
+
+/* The 32-bit sums of one query in memory (acc[4]: even 0..15, odd 0..15, even 16..31, odd 16..31 as 16-lane
+ * partial sums): they change only at a flush, so they need not hold registers through the loop. */
+TQ_FS512_INLINE void fs512_flush_mem(__m512i *acc, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    acc[0] = _mm512_add_epi32(acc[0], fs512_widen(_mm512_sub_epi16(a0, _mm512_slli_epi16(a1, 8))));
+    acc[1] = _mm512_add_epi32(acc[1], fs512_widen(a1));
+    acc[2] = _mm512_add_epi32(acc[2], fs512_widen(_mm512_sub_epi16(a2, _mm512_slli_epi16(a3, 8))));
+    acc[3] = _mm512_add_epi32(acc[3], fs512_widen(a3));
+}
+
+TQ_FS512_INLINE void fs512_store_mem(uint32_t *dst, const __m512i *acc) {
+    fs512_store(dst, acc[0], acc[1]);
+    fs512_store(dst + 16, acc[2], acc[3]);
+}
+
+TQ_FS512_INLINE void fs512_multi2(const uint8_t *blk, uint32_t npairs, const uint8_t *const *lut, uint32_t *const *s,
+                                  size_t at) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *next = blk + (size_t)npairs * 32;
+    const uint32_t full = npairs / 2;
+    __m512i acc[2][4];
+    for (int q = 0; q < 2; q++)
+        for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
+    for (uint32_t j0 = 0; j0 < full; j0 += FS512_FLUSH) {
+        uint32_t j1 = full - j0 < FS512_FLUSH ? full : j0 + FS512_FLUSH;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
+        for (uint32_t i = j0; i < j1; i++) {
+            FS512_LOADC(1);
+            FS512_STEPQ(fs512_load(lut[0] + (size_t)i * 64, 1), a);
+            FS512_STEPQ(fs512_load(lut[1] + (size_t)i * 64, 1), b);
+        }
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
+    }
+    if (npairs & 1) {
+        uint32_t i = full;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
+        FS512_LOADC(0);
+        FS512_STEPQ(fs512_load(lut[0] + (size_t)i * 64, 0), a);
+        FS512_STEPQ(fs512_load(lut[1] + (size_t)i * 64, 0), b);
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
+    }
+    fs512_store_mem(s[0] + at, acc[0]);
+    fs512_store_mem(s[1] + at, acc[1]);
+}
+
+TQ_FS512_INLINE void fs512_multi4(const uint8_t *blk, uint32_t npairs, const uint8_t *const *lut, uint32_t *const *s,
+                                  size_t at) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *next = blk + (size_t)npairs * 32;
+    const uint32_t full = npairs / 2;
+    __m512i acc[4][4];
+    for (int q = 0; q < 4; q++)
+        for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
+    for (uint32_t j0 = 0; j0 < full; j0 += FS512_FLUSH) {
+        uint32_t j1 = full - j0 < FS512_FLUSH ? full : j0 + FS512_FLUSH;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
+        FS512_ZERO4(c);
+        FS512_ZERO4(d);
+        for (uint32_t i = j0; i < j1; i++) {
+            FS512_LOADC(1);
+            FS512_STEPQ(fs512_load(lut[0] + (size_t)i * 64, 1), a);
+            FS512_STEPQ(fs512_load(lut[1] + (size_t)i * 64, 1), b);
+            FS512_STEPQ(fs512_load(lut[2] + (size_t)i * 64, 1), c);
+            FS512_STEPQ(fs512_load(lut[3] + (size_t)i * 64, 1), d);
+        }
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
+        fs512_flush_mem(acc[2], c0, c1, c2, c3);
+        fs512_flush_mem(acc[3], d0, d1, d2, d3);
+    }
+    if (npairs & 1) {
+        uint32_t i = full;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
+        FS512_ZERO4(c);
+        FS512_ZERO4(d);
+        FS512_LOADC(0);
+        FS512_STEPQ(fs512_load(lut[0] + (size_t)i * 64, 0), a);
+        FS512_STEPQ(fs512_load(lut[1] + (size_t)i * 64, 0), b);
+        FS512_STEPQ(fs512_load(lut[2] + (size_t)i * 64, 0), c);
+        FS512_STEPQ(fs512_load(lut[3] + (size_t)i * 64, 0), d);
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
+        fs512_flush_mem(acc[2], c0, c1, c2, c3);
+        fs512_flush_mem(acc[3], d0, d1, d2, d3);
+    }
+    fs512_store_mem(s[0] + at, acc[0]);
+    fs512_store_mem(s[1] + at, acc[1]);
+    fs512_store_mem(s[2] + at, acc[2]);
+    fs512_store_mem(s[3] + at, acc[3]);
+}
+
+TQ_FS512 static void fs_sums4_avx512(const uint8_t *packed, size_t nblocks, uint32_t npairs,
+                                     const uint8_t *const *luts, uint32_t nq, uint32_t *const *sums) {
+    size_t stride = (size_t)npairs * 32;
+    uint32_t q = 0;
+    for (; q + 4 <= nq; q += 4)
+        for (size_t b = 0; b < nblocks; b++)
+            fs512_multi4(packed + b * stride, npairs, luts + q, sums + q, b * TQ_FS_BLOCK);
+    for (; q + 2 <= nq; q += 2)
+        for (size_t b = 0; b < nblocks; b++)
+            fs512_multi2(packed + b * stride, npairs, luts + q, sums + q, b * TQ_FS_BLOCK);
+    if (q < nq) fs_sums_avx512(packed, nblocks, npairs, luts[q], sums[q]);
+}
+
+tq_fs_sums4_fn tq_fs_sums4_avx512(void) { return fs_sums4_avx512; }
+
 tq_fs_sums_fn tq_fs_sums_avx512(void) { return fs_sums_avx512; }
 
 #else
 
 tq_fs_sums_fn tq_fs_sums_avx512(void) { return NULL; }
+tq_fs_sums4_fn tq_fs_sums4_avx512(void) { return NULL; }
 
 #endif
