@@ -1,7 +1,8 @@
 /*
  * fastscan.h — FAISS-style "fast scan" of 2- and 4-bit MSE codes: indices
  * regrouped into blocks of 32 vectors, scored with per-query uint8 lookup
- * tables held in registers (AVX2 pshufb, NEON tbl). INTERNAL: no public API yet.
+ * tables held in registers (AVX2/AVX-512 pshufb, NEON tbl). INTERNAL: the
+ * vector index (src/index) is its user.
  *
  * Groups. A group is a 4-bit nibble of one vector's indices: with bits = 4
  * one coordinate (gs = 1), with bits = 2 two neighbouring coordinates
@@ -39,7 +40,8 @@
  * (AVX2, AVX-512, NEON) give the same integer sums, and the float step is
  * shared, so outputs are bit-identical whichever runs. A SIMD kernel runs
  * only when tq_kernels() is a table of its ISA (TQ_FORCE_ISA=ref forces the
- * scalar code here too).
+ * scalar code here too). tq_fs_scan_multi scores several queries over the
+ * same blocks; with the AVX-512 table one code load serves four queries.
  *
  * Error bound. Each table entry is within delta/2 of its exact value
  * (|delta * T_g[k] - (e_g[k] - lo_g)| <= delta/2: rounding to nearest, and
