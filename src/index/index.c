@@ -981,12 +981,36 @@ static tq_status search_group(search_ws *w, const search_job *j, size_t q0, size
             for (size_t g = 0; g < gq; g++) {
                 topk *h = &w->heap[g];
                 const float *fac = ix->factors + i0 * ix->nf, *xc = ix->xc ? ix->xc + i0 : NULL;
-                const float *sc = outs[g];
-                for (size_t i = 0; i < m; i++) {
-                    float ip = fac[i * ix->nf] * sc[i];
-                    float key = l2 ? 2.0f * ip - slot_norm2(ix, i0 + i) : xc ? ip + xc[i] : ip;
-                    if (h->count == h->cap && key < h->key[0]) continue; /* fast reject */
-                    heap_push(h, key, i0 + i);
+                float *key = outs[g]; /* the approximate scores become the keys in place */
+                const size_t nf = ix->nf;
+                /* keys first, in loops without branches (the compiler may vectorize them) ... */
+                if (l2) {
+                    for (size_t i = 0; i < m; i++) key[i] = 2.0f * (fac[i * nf] * key[i]) - slot_norm2(ix, i0 + i);
+                } else if (xc) {
+                    if (nf == 1)
+                        for (size_t i = 0; i < m; i++) key[i] = fac[i] * key[i] + xc[i];
+                    else
+                        for (size_t i = 0; i < m; i++) key[i] = fac[i * nf] * key[i] + xc[i];
+                } else {
+                    for (size_t i = 0; i < m; i++) key[i] = fac[i * nf] * key[i];
+                }
+                /* ... then one compare per slot against the heap's worst (kept in a register) */
+                float worst = h->count == h->cap && h->cap ? h->key[0] : -INFINITY;
+                size_t i = 0;
+                for (; i + 8 <= m; i += 8) {
+                    int any = 0; /* eight compares the compiler can do at once */
+                    for (size_t u = 0; u < 8; u++) any |= !(key[i + u] < worst);
+                    if (!any) continue;
+                    for (size_t u = i; u < i + 8; u++) {
+                        if (key[u] < worst) continue; /* fast reject; NaN and ties go to heap_push */
+                        heap_push(h, key[u], i0 + u);
+                        if (h->count == h->cap && h->cap) worst = h->key[0];
+                    }
+                }
+                for (; i < m; i++) {
+                    if (key[i] < worst) continue;
+                    heap_push(h, key[i], i0 + i);
+                    if (h->count == h->cap && h->cap) worst = h->key[0];
                 }
             }
         }
