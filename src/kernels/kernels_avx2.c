@@ -26,6 +26,7 @@
  * kernels.h does not grow with d.
  */
 #include "kernels.h"
+#include "planes.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -265,45 +266,6 @@ TQ_AVX2_INLINE __m256i tq_plane8(const uint8_t *plane, uint32_t g, uint32_t W) {
     return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v), sh), _mm256_set1_epi32((1 << W) - 1));
 }
 
-typedef struct tq_planes {
-    const uint8_t *p[3];
-    uint32_t w[3], s[3];
-    int n;
-} tq_planes;
-
-static void tq_planes_init(tq_planes *pl, const uint8_t *packed, uint32_t d, uint32_t bits) {
-    if (bits == 8) {
-        pl->n = 1;
-        pl->p[0] = packed;
-        pl->w[0] = 8;
-        pl->s[0] = 0;
-        return;
-    }
-    pl->n = 0;
-    uint32_t shift = 0;
-    for (uint32_t w = 4; w >= 1; w >>= 1) {
-        if (!(bits & w)) continue;
-        pl->p[pl->n] = packed;
-        pl->w[pl->n] = w;
-        pl->s[pl->n] = shift;
-        pl->n++;
-        packed += ((size_t)d * w + 7) / 8;
-        shift += w;
-    }
-}
-
-/* The index of coordinate j (scalar, for the last d mod 8). */
-static uint32_t tq_index_at(const tq_planes *pl, uint32_t j) {
-    uint32_t v = 0;
-    for (int k = 0; k < pl->n; k++) {
-        uint32_t w = pl->w[k];
-        if (w == 8) return pl->p[k][j];
-        uint32_t bit = j * w;
-        v |= (((uint32_t)pl->p[k][bit >> 3] >> (bit & 7u)) & ((1u << w) - 1u)) << pl->s[k];
-    }
-    return v;
-}
-
 /* Indices of group g for a constant BITS (widths greedy 4, 2, 1 as pack.h). */
 TQ_AVX2_INLINE __m256i tq_group_idx(const tq_planes *pl, uint32_t g, uint32_t BITS) {
     if (BITS == 8) return tq_plane8(pl->p[0], g, 8);
@@ -383,7 +345,7 @@ TQ_AVX2_FMA_INLINE double tq_ip_codes_t(const float *q, const float *cent, const
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g), tq_lookup(t, cent, tq_group_idx(&pl, g, BITS), BITS), a0);
         total += tq_hsum_d(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
-    for (uint32_t j = 8 * ng; j < d; j++) total += (double)q[j] * cent[tq_index_at(&pl, j)];
+    for (uint32_t j = 8 * ng; j < d; j++) total += (double)q[j] * cent[tq_planes_index_at(&pl, j)];
     return total;
 }
 
@@ -510,7 +472,7 @@ TQ_AVX2_FMA_INLINE void tq_kv_dots_t(const float *q, uint32_t G, const float *ce
                 for (uint32_t k = 0; k < gn; k++) tot[k] += tq_hsum_d(a[k]);
             }
             for (uint32_t jj = 8 * ng; jj < d; jj++) {
-                float c = cent[tq_index_at(&pl, jj)];
+                float c = cent[tq_planes_index_at(&pl, jj)];
                 for (uint32_t k = 0; k < gn; k++) tot[k] += (double)qb[(size_t)k * d + jj] * c;
             }
             for (uint32_t k = 0; k < gn; k++) dots[(size_t)(g0 + k) * n + i] = (float)tot[k];
@@ -655,7 +617,7 @@ TQ_AVX2_FMA_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *c
             }
         }
         for (uint32_t jj = 8 * ng; jj < d; jj++) {
-            float c = cent[tq_index_at(&pl, jj)];
+            float c = cent[tq_planes_index_at(&pl, jj)];
             for (uint32_t g = 0; g < G; g++) acc[(size_t)g * d + jj] += w[(size_t)g * n + i] * c;
         }
     }

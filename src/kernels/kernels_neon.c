@@ -47,6 +47,7 @@
  * one. A coordinate past the last whole group of 16 takes the scalar path.
  */
 #include "kernels.h"
+#include "planes.h"
 
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -317,38 +318,6 @@ static void nearest_neon(const float *bounds, uint32_t levels, const float *y, u
 
 /* The planes of a record's packed indices (pack.h: widths taken greedily from 4, 2, 1, or one plane of 8;
  * the widest holds the lowest bits). */
-typedef struct tq_nplanes {
-    const uint8_t *p[3];
-    uint32_t w[3], s[3];
-    int n;
-} tq_nplanes;
-
-TQ_NEON_INLINE void tq_nplanes_init(tq_nplanes *pl, const uint8_t *packed, uint32_t d, uint32_t bits) {
-    pl->n = 0;
-    uint32_t shift = 0;
-    for (uint32_t w = bits == 8 ? 8 : 4; w >= 1; w >>= 1) {
-        if (!(bits & w)) continue;
-        pl->p[pl->n] = packed;
-        pl->w[pl->n] = w;
-        pl->s[pl->n] = shift;
-        pl->n++;
-        packed += ((size_t)d * w + 7) / 8;
-        shift += w;
-    }
-}
-
-/* The index of coordinate j (scalar, for the coordinates past the last whole group of 16). */
-static uint32_t tq_nindex_at(const tq_nplanes *pl, uint32_t j) {
-    uint32_t v = 0;
-    for (int k = 0; k < pl->n; k++) {
-        uint32_t w = pl->w[k];
-        if (w == 8) return pl->p[k][j];
-        uint32_t bit = j * w;
-        v |= (((uint32_t)pl->p[k][bit >> 3] >> (bit & 7u)) & ((1u << w) - 1u)) << pl->s[k];
-    }
-    return v;
-}
-
 /* The W-bit values of coordinates 16g .. 16g+15 in one plane, one per byte. A group takes 2W whole bytes,
  * so nothing past the plane is read. */
 TQ_NEON_INLINE uint8x16_t tq_plane16(const uint8_t *plane, uint32_t g, uint32_t W) {
@@ -375,8 +344,8 @@ TQ_NEON_INLINE uint8x16_t tq_plane16(const uint8_t *plane, uint32_t g, uint32_t 
     return vandq_u8(vshlq_u8(r, vld1q_s8(sh1)), vdupq_n_u8(1));
 }
 
-/* The indices of group g for a constant BITS (plane widths as in tq_nplanes_init). */
-TQ_NEON_INLINE uint8x16_t tq_group16(const tq_nplanes *pl, uint32_t g, uint32_t BITS) {
+/* The indices of group g for a constant BITS (plane widths as in tq_planes_init). */
+TQ_NEON_INLINE uint8x16_t tq_group16(const tq_planes *pl, uint32_t g, uint32_t BITS) {
     if (BITS == 1 || BITS == 2 || BITS == 4 || BITS == 8) return tq_plane16(pl->p[0], g, BITS);
     if (BITS == 3) return vorrq_u8(tq_plane16(pl->p[0], g, 2), vshlq_n_u8(tq_plane16(pl->p[1], g, 1), 2));
     if (BITS == 5) return vorrq_u8(tq_plane16(pl->p[0], g, 4), vshlq_n_u8(tq_plane16(pl->p[1], g, 1), 4));
@@ -455,8 +424,8 @@ enum { TQ_NEON_BLOCK = 32 }; /* groups of 16 per float block: 512 coordinates */
 
 TQ_NEON_INLINE double tq_ip_codes_t(const float *q, const float *cent, const uint8_t *packed, uint32_t d,
                                     uint32_t BITS) {
-    tq_nplanes pl;
-    tq_nplanes_init(&pl, packed, d, BITS);
+    tq_planes pl;
+    tq_planes_init(&pl, packed, d, BITS);
     tq_ntab t;
     tq_cent_table(&t, cent, BITS);
     const uint32_t ng = d / 16;
@@ -476,7 +445,7 @@ TQ_NEON_INLINE double tq_ip_codes_t(const float *q, const float *cent, const uin
         }
         total += tq_hsum_d(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
     }
-    for (uint32_t j = 16 * ng; j < d; j++) total += (double)q[j] * cent[tq_nindex_at(&pl, j)];
+    for (uint32_t j = 16 * ng; j < d; j++) total += (double)q[j] * cent[tq_planes_index_at(&pl, j)];
     return total;
 }
 
@@ -566,8 +535,8 @@ enum { TQ_NEON_QBLOCK = 8 }; /* queries whose accumulators are live at once */
  * rec; float blocks of 512 coordinates summed in double, then rounded to float as the ref's dot. */
 TQ_NEON_INLINE void tq_kv_dots_t(const float *q, uint32_t gn, const float *cent, const tq_ntab *t,
                                  const uint8_t *rec, uint32_t d, float *dots, uint32_t BITS) {
-    tq_nplanes pl;
-    tq_nplanes_init(&pl, rec, d, BITS);
+    tq_planes pl;
+    tq_planes_init(&pl, rec, d, BITS);
     const uint32_t ng = d / 16;
     double tot[TQ_NEON_QBLOCK];
     for (uint32_t k = 0; k < gn; k++) tot[k] = 0.0;
@@ -591,7 +560,7 @@ TQ_NEON_INLINE void tq_kv_dots_t(const float *q, uint32_t gn, const float *cent,
         for (uint32_t k = 0; k < gn; k++) tot[k] += tq_hsum_d(a[k]);
     }
     for (uint32_t jj = 16 * ng; jj < d; jj++) {
-        float c = cent[tq_nindex_at(&pl, jj)];
+        float c = cent[tq_planes_index_at(&pl, jj)];
         for (uint32_t k = 0; k < gn; k++) tot[k] += (double)q[(size_t)k * d + jj] * c;
     }
     for (uint32_t k = 0; k < gn; k++) dots[k] = (float)tot[k];
@@ -649,8 +618,8 @@ TQ_NEON_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *cent,
     tq_cent_table(&t, cent, BITS);
     const uint32_t ng = d / 16;
     for (size_t i = 0; i < n; i++) {
-        tq_nplanes pl;
-        tq_nplanes_init(&pl, codes + i * stride, d, BITS);
+        tq_planes pl;
+        tq_planes_init(&pl, codes + i * stride, d, BITS);
         for (uint32_t j = 0; j < ng; j++) {
             float32x4_t c[4];
             tq_cent16(&t, cent, tq_group16(&pl, j, BITS), c, BITS);
@@ -661,7 +630,7 @@ TQ_NEON_INLINE void tq_kv_accum_t(const float *w, uint32_t G, const float *cent,
             }
         }
         for (uint32_t jj = 16 * ng; jj < d; jj++) {
-            float c = cent[tq_nindex_at(&pl, jj)];
+            float c = cent[tq_planes_index_at(&pl, jj)];
             for (uint32_t g = 0; g < G; g++) acc[(size_t)g * d + jj] += w[(size_t)g * n + i] * c;
         }
     }
