@@ -100,6 +100,16 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* The start of one result line: {"type":TYPE,"label":LABEL,"config":CONFIG (the caller continues it). */
+static void json_head(FILE *f, const char *type, const char *label, const char *config) {
+    fprintf(f, "{\"type\":");
+    json_str(f, type);
+    fprintf(f, ",\"label\":");
+    json_str(f, label);
+    fprintf(f, ",\"config\":");
+    json_str(f, config);
+}
+
 static int lib_fail(tq_status s, const char *what) {
     fprintf(stderr, "tq_speed_bench: %s: %s: %s\n", what, tq_status_str(s), tq_last_error());
     return 1;
@@ -357,10 +367,7 @@ static int bench_index(const options *o, const bench_config *bc, const float *x,
     double one = median(t1, nq), many = median(batch, (size_t)nb);
     double bpv = (double)mem.codes / (double)n;
     double gbs = (double)mem.codes / one / 1e9;
-    fprintf(out, "{\"type\":\"tq_index_search\",\"label\":");
-    json_str(out, o->label);
-    fprintf(out, ",\"config\":");
-    json_str(out, bc->name);
+    json_head(out, "tq_index_search", o->label, bc->name);
     fprintf(out,
             ",\"dim\":%zu,\"n\":%zu,\"scan_unique\":%zu,\"nq\":%zu,\"index_bytes_per_vector\":%.2f,"
             "\"index_memory_total\":%llu,\"center\":\"first\",\"rerank\":\"none\",\"add_s\":%.4f,"
@@ -428,11 +435,7 @@ static int bench_one(const options *o, const bench_config *bc, const float *x, s
     double tmed = median(times, (size_t)o->reps);
     double vps = (double)m / tmed;
     double in_gbs = vps * (double)dim * sizeof(float) / 1e9;
-    fprintf(out,
-            "{\"type\":\"tq_encode\",\"label\":");
-    json_str(out, o->label);
-    fprintf(out, ",\"config\":");
-    json_str(out, bc->name);
+    json_head(out, "tq_encode", o->label, bc->name);
     fprintf(out,
             ",\"variant\":%d,\"bits\":%u,\"rotation\":%d,\"rounds\":%u,\"norm\":\"%s\",\"qjl\":%d,\"dim\":%zu,"
             "\"code_bytes\":%zu,\"bits_per_value\":%.4f,\"create_ms\":%.3f,\"rows_per_rep\":%zu,\"reps\":%d,"
@@ -492,10 +495,7 @@ static int bench_one(const options *o, const bench_config *bc, const float *x, s
     double prep_med = median(tprep, nq), score_med = median(times, nq), topk_med = median(ttopk, nq);
     double cps = (double)n / score_med;
     double code_gbs = cps * (double)cs / 1e9;
-    fprintf(out, "{\"type\":\"tq_scan\",\"label\":");
-    json_str(out, o->label);
-    fprintf(out, ",\"config\":");
-    json_str(out, bc->name);
+    json_head(out, "tq_scan", o->label, bc->name);
     fprintf(out,
             ",\"dim\":%zu,\"n\":%zu,\"scan_unique\":%zu,\"nq\":%zu,\"code_bytes\":%zu,\"metric\":\"ip\","
             "\"query_prep_us\":%.3f,\"score_ms_per_query\":%.4f,\"topk_ms_per_query\":%.4f,"
