@@ -57,49 +57,65 @@ TQ_FS512_INLINE void fs512_store(uint32_t *dst, __m512i even, __m512i odd) {
     _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
 }
 
-#define FS512_STEP(c, L, A)                                                     \
+/* One step of one query: the shared nibble masks lo_c / hi_c of a code load looked up in table L, the
+ * bytes summed into the 16-bit accumulators A0..A3 (A1, A3: odd bytes; A0, A2: all bytes, see the top). */
+#define FS512_STEPQ(L, A)                                                       \
     do {                                                                        \
-        __m512i lo_ = _mm512_and_si512((c), m4);                                \
-        __m512i hi_ = _mm512_and_si512(_mm512_srli_epi16((c), 4), m4);          \
-        __m512i r0_ = _mm512_shuffle_epi8((L), lo_);                            \
-        __m512i r1_ = _mm512_shuffle_epi8((L), hi_);                            \
+        __m512i r0_ = _mm512_shuffle_epi8((L), lo_c);                           \
+        __m512i r1_ = _mm512_shuffle_epi8((L), hi_c);                           \
         A##0 = _mm512_add_epi16(A##0, r0_);                                     \
         A##1 = _mm512_add_epi16(A##1, _mm512_srli_epi16(r0_, 8));               \
         A##2 = _mm512_add_epi16(A##2, r1_);                                     \
         A##3 = _mm512_add_epi16(A##3, _mm512_srli_epi16(r1_, 8));               \
     } while (0)
 
-#define FS512_FLUSH_ACC(A, E0, O0, E1, O1)                                                             \
-    do {                                                                                                \
-        E0 = _mm512_add_epi32(E0, fs512_widen(_mm512_sub_epi16(A##0, _mm512_slli_epi16(A##1, 8))));  \
-        O0 = _mm512_add_epi32(O0, fs512_widen(A##1));                                                  \
-        E1 = _mm512_add_epi32(E1, fs512_widen(_mm512_sub_epi16(A##2, _mm512_slli_epi16(A##3, 8))));  \
-        O1 = _mm512_add_epi32(O1, fs512_widen(A##3));                                                  \
+/* The same with the code load c's nibble masks made here (one query per load). */
+#define FS512_STEP(c, L, A)                                                     \
+    do {                                                                        \
+        __m512i lo_c = _mm512_and_si512((c), m4);                               \
+        __m512i hi_c = _mm512_and_si512(_mm512_srli_epi16((c), 4), m4);         \
+        FS512_STEPQ(L, A);                                                      \
     } while (0)
+
+#define FS512_ZERO4(A) __m512i A##0 = _mm512_setzero_si512(), A##1 = A##0, A##2 = A##0, A##3 = A##0
+
+/* The 32-bit sums of one query in memory (acc[4]: even 0..15, odd 0..15, even 16..31, odd 16..31 as 16-lane
+ * partial sums): they change only at a flush, so they need not hold registers through the loop. */
+TQ_FS512_INLINE void fs512_flush_mem(__m512i *acc, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    acc[0] = _mm512_add_epi32(acc[0], fs512_widen(_mm512_sub_epi16(a0, _mm512_slli_epi16(a1, 8))));
+    acc[1] = _mm512_add_epi32(acc[1], fs512_widen(a1));
+    acc[2] = _mm512_add_epi32(acc[2], fs512_widen(_mm512_sub_epi16(a2, _mm512_slli_epi16(a3, 8))));
+    acc[3] = _mm512_add_epi32(acc[3], fs512_widen(a3));
+}
+
+TQ_FS512_INLINE void fs512_store_mem(uint32_t *dst, const __m512i *acc) {
+    fs512_store(dst, acc[0], acc[1]);
+    fs512_store(dst + 16, acc[2], acc[3]);
+}
 
 TQ_FS512_INLINE void fs512_block1(const uint8_t *blk, uint32_t npairs, const uint8_t *lut, uint32_t *s) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint32_t full = npairs / 2; /* whole 64-byte steps; an odd last pair is one masked step after them */
-    __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
+    __m512i acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_si512();
     for (uint32_t i0 = 0; i0 < full; i0 += FS512_FLUSH) {
         uint32_t i1 = full - i0 < FS512_FLUSH ? full : i0 + FS512_FLUSH;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        FS512_ZERO4(a);
         for (uint32_t i = i0; i < i1; i++) {
             __m512i c = fs512_load(blk + (size_t)i * 64, 1);
             __m512i L = fs512_load(lut + (size_t)i * 64, 1);
             FS512_STEP(c, L, a);
         }
-        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
+        fs512_flush_mem(acc, a0, a1, a2, a3);
     }
     if (npairs & 1) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        FS512_ZERO4(a);
         __m512i c = fs512_load(blk + (size_t)full * 64, 0);
         __m512i L = fs512_load(lut + (size_t)full * 64, 0);
         FS512_STEP(c, L, a);
-        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
+        fs512_flush_mem(acc, a0, a1, a2, a3);
     }
-    fs512_store(s, e0, o0);
-    fs512_store(s + 16, e1, o1);
+    fs512_store_mem(s, acc);
 }
 
 TQ_FS512_INLINE void fs512_block2(const uint8_t *blk, const uint8_t *blk2, uint32_t npairs, const uint8_t *lut,
@@ -110,12 +126,13 @@ TQ_FS512_INLINE void fs512_block2(const uint8_t *blk, const uint8_t *blk2, uint3
     const uint8_t *next = blk2 + stride;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint32_t full = npairs / 2;
-    __m512i e0 = _mm512_setzero_si512(), o0 = e0, e1 = e0, o1 = e0;
-    __m512i f0 = e0, q0 = e0, f1 = e0, q1 = e0;
+    __m512i acc[2][4];
+    for (int q = 0; q < 2; q++)
+        for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
     for (uint32_t i0 = 0; i0 < full; i0 += FS512_FLUSH) {
         uint32_t i1 = full - i0 < FS512_FLUSH ? full : i0 + FS512_FLUSH;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
         for (uint32_t i = i0; i < i1; i++) {
             _mm_prefetch((const char *)(next + (size_t)i * 64), _MM_HINT_T0);
             _mm_prefetch((const char *)(next + stride + (size_t)i * 64), _MM_HINT_T0);
@@ -125,24 +142,22 @@ TQ_FS512_INLINE void fs512_block2(const uint8_t *blk, const uint8_t *blk2, uint3
             FS512_STEP(c, L, a);
             FS512_STEP(c2, L, b);
         }
-        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
-        FS512_FLUSH_ACC(b, f0, q0, f1, q1);
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
     }
     if (npairs & 1) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FS512_ZERO4(a);
+        FS512_ZERO4(b);
         __m512i L = fs512_load(lut + (size_t)full * 64, 0);
         __m512i c = fs512_load(blk + (size_t)full * 64, 0);
         __m512i c2 = fs512_load(blk2 + (size_t)full * 64, 0);
         FS512_STEP(c, L, a);
         FS512_STEP(c2, L, b);
-        FS512_FLUSH_ACC(a, e0, o0, e1, o1);
-        FS512_FLUSH_ACC(b, f0, q0, f1, q1);
+        fs512_flush_mem(acc[0], a0, a1, a2, a3);
+        fs512_flush_mem(acc[1], b0, b1, b2, b3);
     }
-    fs512_store(s, e0, o0);
-    fs512_store(s + 16, e1, o1);
-    fs512_store(s + 32, f0, q0);
-    fs512_store(s + 48, f1, q1);
+    fs512_store_mem(s, acc[0]);
+    fs512_store_mem(s + 32, acc[1]);
 }
 
 TQ_FS512 static void fs_sums_avx512(const uint8_t *packed, size_t nblocks, uint32_t npairs, const uint8_t *lut,
@@ -166,32 +181,6 @@ TQ_FS512 static void fs_sums_avx512(const uint8_t *packed, size_t nblocks, uint3
     _mm_prefetch((const char *)(next + (size_t)i * 64), _MM_HINT_T0);    \
     __m512i lo_c = _mm512_and_si512(c, m4);                              \
     __m512i hi_c = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4)
-
-#define FS512_STEPQ(L, A)                                                       \
-    do {                                                                        \
-        __m512i r0_ = _mm512_shuffle_epi8((L), lo_c);                           \
-        __m512i r1_ = _mm512_shuffle_epi8((L), hi_c);                           \
-        A##0 = _mm512_add_epi16(A##0, r0_);                                     \
-        A##1 = _mm512_add_epi16(A##1, _mm512_srli_epi16(r0_, 8));               \
-        A##2 = _mm512_add_epi16(A##2, r1_);                                     \
-        A##3 = _mm512_add_epi16(A##3, _mm512_srli_epi16(r1_, 8));               \
-    } while (0)
-
-#define FS512_ZERO4(A) __m512i A##0 = _mm512_setzero_si512(), A##1 = A##0, A##2 = A##0, A##3 = A##0
-
-/* The 32-bit sums of one query in memory (acc[4]: even 0..15, odd 0..15, even 16..31, odd 16..31 as 16-lane
- * partial sums): they change only at a flush, so they need not hold registers through the loop. */
-TQ_FS512_INLINE void fs512_flush_mem(__m512i *acc, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
-    acc[0] = _mm512_add_epi32(acc[0], fs512_widen(_mm512_sub_epi16(a0, _mm512_slli_epi16(a1, 8))));
-    acc[1] = _mm512_add_epi32(acc[1], fs512_widen(a1));
-    acc[2] = _mm512_add_epi32(acc[2], fs512_widen(_mm512_sub_epi16(a2, _mm512_slli_epi16(a3, 8))));
-    acc[3] = _mm512_add_epi32(acc[3], fs512_widen(a3));
-}
-
-TQ_FS512_INLINE void fs512_store_mem(uint32_t *dst, const __m512i *acc) {
-    fs512_store(dst, acc[0], acc[1]);
-    fs512_store(dst + 16, acc[2], acc[3]);
-}
 
 TQ_FS512_INLINE void fs512_multi2(const uint8_t *blk, uint32_t npairs, const uint8_t *const *lut, uint32_t *const *s,
                                   size_t at) {
