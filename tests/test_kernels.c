@@ -183,6 +183,47 @@ static void test_encode_helpers(const tq_kernel_table *t) {
     CHECK(first_diff(a, b, 67) < 0, "%s div_f32 in place", t->name);
 }
 
+/* dot_f64_x4 must give each of its four sums exactly as one dot_f64 of the reference does (four different
+ * rows, lengths around every vector width, each kind of order-sensitive data); absmax_bits the reference's
+ * largest magnitude pattern, with NaN, Inf, -0 and subnormals placed anywhere (head, body, tail). */
+static void test_row_helpers(const tq_kernel_table *t) {
+    const tq_kernel_table *ref = tq_kernels_ref();
+    float a[4][70], b[4][70];
+    for (uint32_t d = 0; d <= 67; d++) {
+        for (int trial = 0; trial < 100; trial++) {
+            const float *pa[4], *pb[4];
+            for (int r = 0; r < 4; r++) {
+                int kind = (trial + r) % 5;
+                for (uint32_t j = 0; j < d; j++) {
+                    a[r][j] = rnd_dense(kind);
+                    b[r][j] = rnd_dense(kind);
+                }
+                pa[r] = a[r];
+                pb[r] = trial % 7 == 0 ? a[r] : b[r]; /* a norm, as the encoder asks */
+            }
+            double out[4];
+            t->dot_f64_x4(pa, pb, d, out);
+            for (int r = 0; r < 4; r++) {
+                double want = ref->dot_f64(pa[r], pb[r], d);
+                CHECK(memcmp(&want, &out[r], sizeof want) == 0, "%s dot_f64_x4 d=%u row %d: %a vs ref %a", t->name, d,
+                      r, out[r], want);
+            }
+            float *x = a[0];
+            static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 0x1p-140f, -0x1p-149f, 3.0e38f};
+            for (uint32_t j = 0; j < d; j++) x[j] = rnd_unit() * (float)(1u << (rnd() % 20));
+            if (d && trial % 2) x[rnd() % d] = special[rnd() % (sizeof special / sizeof special[0])];
+            uint32_t want = ref->absmax_bits(x, d), got = t->absmax_bits(x, d);
+            CHECK(want == got, "%s absmax_bits d=%u: %08x vs ref %08x", t->name, d, got, want);
+            uint32_t naive = 0; /* and the reference is the plain definition */
+            for (uint32_t j = 0; j < d; j++) {
+                uint32_t u = f2u(x[j]) & 0x7fffffffu;
+                naive = u > naive ? u : naive;
+            }
+            CHECK(want == naive, "ref absmax_bits d=%u: %08x vs %08x", d, want, naive);
+        }
+    }
+}
+
 static int cmp_float(const void *pa, const void *pb) {
     float a = *(const float *)pa, b = *(const float *)pb;
     return (a > b) - (a < b);
@@ -379,6 +420,7 @@ int main(void) {
         test_ip_codes(tables[i]);
         test_ip_signs(tables[i]);
         test_encode_helpers(tables[i]);
+        test_row_helpers(tables[i]);
     }
     return CHECK_DONE();
 }

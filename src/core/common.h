@@ -85,18 +85,39 @@ static inline float tq_get_f32(const uint8_t *p) {
     return f;
 }
 
-/* Whether some |x[j]| (j < n) exceeds t >= 0, NaN counting as above: one integer compare per value, since the
- * bit patterns of non-negative floats order as the floats do. The cheap pre-check before a norm is computed. */
-static inline int tq_any_abs_above(const float *x, size_t n, float t) {
-    uint32_t tb, any = 0;
-    memcpy(&tb, &t, 4);
-    for (size_t j = 0; j < n; j++) {
+/* The largest |x[j]| (j < n; 0 for n = 0) as its bit pattern. Bit patterns of non-negative floats order as the
+ * floats do, with Inf above every finite value and NaN above Inf, so one integer max per value (vectorizable)
+ * tells at once whether a row is finite and whether some value is above a bound. */
+static inline uint32_t tq_abs_bits_max(const float *x, size_t n) {
+    /* 16 running maxima: independent chains the compiler keeps in vector registers */
+    uint32_t m[16] = {0}, r = 0;
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (size_t k = 0; k < 16; k++) {
+            uint32_t u;
+            memcpy(&u, &x[j + k], 4);
+            u &= 0x7fffffffu;
+            m[k] = u > m[k] ? u : m[k];
+        }
+    for (; j < n; j++) {
         uint32_t u;
         memcpy(&u, &x[j], 4);
-        any |= (u & 0x7fffffffu) > tb;
+        u &= 0x7fffffffu;
+        r = u > r ? u : r;
     }
-    return any != 0;
+    for (size_t k = 0; k < 16; k++) r = m[k] > r ? m[k] : r;
+    return r;
 }
+
+static inline uint32_t tq_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Whether some |x[j]| (j < n) exceeds t >= 0, NaN counting as above. The cheap pre-check before a norm is
+ * computed. */
+static inline int tq_any_abs_above(const float *x, size_t n, float t) { return tq_abs_bits_max(x, n) > tq_f32_bits(t); }
 
 /** IEEE half <-> float, round to nearest even; portable, no F16C needed. */
 TQ_INTERNAL uint16_t tq_f32_to_f16(float f);

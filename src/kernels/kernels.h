@@ -81,6 +81,12 @@ typedef struct tq_kernel_table {
      *  the new x, *m becomes M; returns exp(old *m - M), the factor for what was accumulated before (0 when
      *  the old *m is -inf). n >= 1, x finite. */
     float (*softmax_block)(float *x, size_t n, float *m, double *sum);
+    /** out[r] = dot_f64(a[r], b[r], d) for r < 4, bit for bit: four independent sums at once (one dot_f64
+     *  is a chain of dependent additions; four hide each other's latency). */
+    void (*dot_f64_x4)(const float *const a[4], const float *const b[4], uint32_t d, double out[4]);
+    /** The largest |x[j]| (j < n; 0 for n = 0) as its bit pattern, sign cleared (tq_abs_bits_max): >= 0x7f800000
+     *  means a NaN or Inf; the scan behind every finiteness and norm check of input rows. */
+    uint32_t (*absmax_bits)(const float *x, size_t n);
 } tq_kernel_table;
 
 /** The table in use (selected on first call; thread-safe). */

@@ -415,6 +415,40 @@ TQ_AVX2 static double dot_f64_avx2(const float *a, const float *b, uint32_t d) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+/* Four dot_f64_avx2 sums side by side: the same lanes, order and tail, so each result is bit-identical. */
+TQ_AVX2 static void dot_f64_x4_avx2(const float *const a[4], const float *const b[4], uint32_t d, double out[4]) {
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    uint32_t j = 0;
+    for (; j + 4 <= d; j += 4)
+        for (int r = 0; r < 4; r++) {
+            __m256d va = _mm256_cvtps_pd(_mm_loadu_ps(a[r] + j)), vb = _mm256_cvtps_pd(_mm_loadu_ps(b[r] + j));
+            acc[r] = _mm256_add_pd(acc[r], _mm256_mul_pd(va, vb));
+        }
+    for (int r = 0; r < 4; r++) {
+        double s[4];
+        _mm256_storeu_pd(s, acc[r]);
+        for (uint32_t t = j; t < d; t++) s[0] += (double)a[r][t] * b[r][t];
+        out[r] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+}
+
+TQ_AVX2 static uint32_t absmax_bits_avx2(const float *x, size_t n) {
+    const __m256i mask = _mm256_set1_epi32(0x7fffffff);
+    __m256i m0 = _mm256_setzero_si256(), m1 = m0;
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + j)), mask));
+        m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + j + 8)), mask));
+    }
+    m0 = _mm256_max_epu32(m0, m1);
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(m0), _mm256_extracti128_si256(m0, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    uint32_t r = (uint32_t)_mm_cvtsi128_si32(h);
+    uint32_t t = tq_abs_bits_max(x + j, n - j);
+    return t > r ? t : r;
+}
+
 TQ_AVX2 static void div_f32_avx2(const float *x, double s, uint32_t d, float *out) {
     const __m256d vs = _mm256_set1_pd(s);
     uint32_t j = 0;
@@ -750,6 +784,7 @@ TQ_AVX2_FMA static float softmax_block_avx2(float *x, size_t n, float *m, double
 static const tq_kernel_table tq_avx2_table = {
     "avx2",       fwht_avx2,    dense_forward_avx2, nearest_avx2, ip_codes_avx2, ip_signs_avx2,
     dot_f64_avx2, div_f32_avx2, lookup_avx2,        kv_logits_avx2, kv_accum_avx2, f16_load_avx2, softmax_block_avx2,
+    dot_f64_x4_avx2, absmax_bits_avx2,
 };
 
 const tq_kernel_table *tq_kernels_avx2(void) { return &tq_avx2_table; }

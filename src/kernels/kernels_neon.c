@@ -254,6 +254,23 @@ static double dot_f64_neon(const float *a, const float *b, uint32_t d) {
     return (s0 + s1) + (s2 + s3);
 }
 
+/* Four dot_f64_neon sums, one after another (bit-identical by construction). */
+static void dot_f64_x4_neon(const float *const a[4], const float *const b[4], uint32_t d, double out[4]) {
+    for (int r = 0; r < 4; r++) out[r] = dot_f64_neon(a[r], b[r], d);
+}
+
+static uint32_t absmax_bits_neon(const float *x, size_t n) {
+    const uint32x4_t mask = vdupq_n_u32(0x7fffffffu);
+    uint32x4_t m0 = vdupq_n_u32(0), m1 = m0;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        m0 = vmaxq_u32(m0, vandq_u32(vld1q_u32((const uint32_t *)(x + j)), mask));
+        m1 = vmaxq_u32(m1, vandq_u32(vld1q_u32((const uint32_t *)(x + j + 4)), mask));
+    }
+    uint32_t r = vmaxvq_u32(vmaxq_u32(m0, m1)), t = tq_abs_bits_max(x + j, n - j);
+    return t > r ? t : r;
+}
+
 /* ---- div_f32 ---- */
 
 static void div_f32_neon(const float *x, double s, uint32_t d, float *out) {
@@ -714,6 +731,7 @@ static float softmax_block_neon(float *x, size_t n, float *m, double *sum) {
 static const tq_kernel_table tq_neon_table = {
     "neon",       fwht_neon,    dense_forward_neon, nearest_neon,   ip_codes_neon, ip_signs_neon,
     dot_f64_neon, div_f32_neon, lookup_neon,        kv_logits_neon, kv_accum_neon, f16_load_neon, softmax_block_neon,
+    dot_f64_x4_neon, absmax_bits_neon,
 };
 
 const tq_kernel_table *tq_kernels_neon(void) { return &tq_neon_table; }

@@ -96,6 +96,12 @@ static double dot_f64_ref(const float *a, const float *b, uint32_t d) {
     return (s0 + s1) + (s2 + s3);
 }
 
+static void dot_f64_x4_ref(const float *const a[4], const float *const b[4], uint32_t d, double out[4]) {
+    for (int r = 0; r < 4; r++) out[r] = dot_f64_ref(a[r], b[r], d);
+}
+
+static uint32_t absmax_bits_ref(const float *x, size_t n) { return tq_abs_bits_max(x, n); }
+
 static void div_f32_ref(const float *x, double s, uint32_t d, float *out) {
     for (uint32_t j = 0; j < d; j++) out[j] = (float)((double)x[j] / s);
 }
@@ -154,6 +160,7 @@ static float softmax_block_ref(float *x, size_t n, float *m, double *sum) {
 static const tq_kernel_table tq_ref_table = {
     "ref",      fwht_ref,   dense_forward_ref, nearest_ref, ip_codes_ref, ip_signs_ref,
     dot_f64_ref, div_f32_ref, lookup_ref,       kv_logits_ref, kv_accum_ref, f16_load_ref, softmax_block_ref,
+    dot_f64_x4_ref, absmax_bits_ref,
 };
 
 const tq_kernel_table *tq_kernels_ref(void) { return &tq_ref_table; }
