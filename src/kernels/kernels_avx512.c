@@ -20,6 +20,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -244,6 +245,97 @@ TQ_512 static void kv_accum_avx512(const float *w, uint32_t G, const float *cent
     }
 }
 
+/* ---- fwht: the same stages as the ref (h = 1, 2, 4, ...: u + v, u - v), so bit-identical ---- */
+
+/* Stage h < 16 inside one register, p the lanes' partners: lanes without bit h get x_i + x_{i+h}, lanes with
+ * it x_{i-h} - x_i, computed as (-x_i) + x_{i-h} (IEEE: a - b and (-b) + a are the same number). The partners
+ * come from in-lane and 128-bit-block shuffles, the cheapest there are. */
+TQ_512_INLINE __m512 fwht_lane_stage(__m512 v, __m512 p, __m512i neg_upper) {
+    return _mm512_add_ps(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), neg_upper)), p);
+}
+
+TQ_512_INLINE __m512 fwht16(__m512 v) {
+    /* the sign bit of the lanes with bit h of their index set */
+    const __m512i n1 = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    const __m512i n2 = _mm512_set1_epi64((long long)0x8000000080000000ull);
+    const __m512i n2x = _mm512_maskz_mov_epi64(0xAA, n2); /* 64-bit lanes 1, 3, 5, 7: floats 2-3, 6-7, ... */
+    const __m512i n4 = _mm512_maskz_mov_epi64(0xCC, n2);  /* floats 4-7, 12-15 */
+    const __m512i n8 = _mm512_maskz_mov_epi64(0xF0, n2);  /* floats 8-15 */
+    v = fwht_lane_stage(v, _mm512_permute_ps(v, 0xB1), n1);       /* h = 1: swap neighbours */
+    v = fwht_lane_stage(v, _mm512_permute_ps(v, 0x4E), n2x);      /* h = 2: swap pairs */
+    v = fwht_lane_stage(v, _mm512_shuffle_f32x4(v, v, 0xB1), n4); /* h = 4: swap 128-bit blocks */
+    return fwht_lane_stage(v, _mm512_shuffle_f32x4(v, v, 0x4E), n8); /* h = 8: swap 256-bit halves */
+}
+
+/* All stages of NV registers (16 * NV floats at p, NV a power of two <= 16) in registers; scaled when they are
+ * the whole transform. */
+TQ_512_INLINE void fwht_regs(float *p, int NV, int scale_now, __m512 vs) {
+    __m512 v[16]; /* fully unrolled (NV is a constant at every call), so v lives in registers */
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; i++) v[i] = fwht16(_mm512_loadu_ps(p + 16 * i));
+#pragma GCC unroll 4
+    for (int h = 1; h < NV; h *= 2)
+#pragma GCC unroll 16
+        for (int k = 0; k < NV; k++)
+            if (!(k & h)) { /* the pair k, k + h of stage 16 h */
+                __m512 a = v[k], b = v[k | h];
+                v[k] = _mm512_add_ps(a, b);
+                v[k | h] = _mm512_sub_ps(a, b);
+            }
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(p + 16 * i, scale_now ? _mm512_mul_ps(v[i], vs) : v[i]);
+}
+
+TQ_512 static void fwht_avx512(float *x, uint32_t len) {
+    if (len < 16) {
+        avx2_table->fwht(x, len);
+        return;
+    }
+    const __m512 vs = _mm512_set1_ps((float)(1.0 / sqrt((double)len))); /* the ref's expression */
+    switch (len) { /* stages 1 .. 128 on chunks of up to 256 floats in registers */
+    case 16: fwht_regs(x, 1, 1, vs); return;
+    case 32: fwht_regs(x, 2, 1, vs); return;
+    case 64: fwht_regs(x, 4, 1, vs); return;
+    case 128: fwht_regs(x, 8, 1, vs); return;
+    case 256: fwht_regs(x, 16, 1, vs); return;
+    default:
+        for (uint32_t i = 0; i < len; i += 256) fwht_regs(x + i, 16, 0, vs);
+    }
+    /* the remaining stages two at a time (h and 2h), or one when one is left; the last one scales */
+    for (uint32_t h = 256; h < len;) {
+        if (4 * h <= len) {
+            int last = 4 * h == len;
+            for (uint32_t i = 0; i < len; i += 4 * h) {
+                float *pa = x + i, *pb = pa + h, *pc = pb + h, *pd = pc + h;
+                for (uint32_t j = 0; j < h; j += 16) {
+                    __m512 a = _mm512_loadu_ps(pa + j), b = _mm512_loadu_ps(pb + j);
+                    __m512 c = _mm512_loadu_ps(pc + j), d = _mm512_loadu_ps(pd + j);
+                    __m512 a1 = _mm512_add_ps(a, b), b1 = _mm512_sub_ps(a, b); /* stage h */
+                    __m512 c1 = _mm512_add_ps(c, d), d1 = _mm512_sub_ps(c, d);
+                    a = _mm512_add_ps(a1, c1); /* stage 2h */
+                    c = _mm512_sub_ps(a1, c1);
+                    b = _mm512_add_ps(b1, d1);
+                    d = _mm512_sub_ps(b1, d1);
+                    if (last) {
+                        a = _mm512_mul_ps(a, vs); b = _mm512_mul_ps(b, vs);
+                        c = _mm512_mul_ps(c, vs); d = _mm512_mul_ps(d, vs);
+                    }
+                    _mm512_storeu_ps(pa + j, a); _mm512_storeu_ps(pb + j, b);
+                    _mm512_storeu_ps(pc + j, c); _mm512_storeu_ps(pd + j, d);
+                }
+            }
+            h *= 4;
+        } else { /* 2h == len: the last stage */
+            for (uint32_t j = 0; j < h; j += 16) {
+                __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + h + j);
+                _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_add_ps(a, b), vs));
+                _mm512_storeu_ps(x + h + j, _mm512_mul_ps(_mm512_sub_ps(a, b), vs));
+            }
+            h *= 2;
+        }
+    }
+}
+
 static tq_kernel_table avx512_table;
 static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
 
@@ -251,6 +343,7 @@ static void avx512_fill(void) {
     avx2_table = tq_kernels_avx2();
     avx512_table = *avx2_table;
     avx512_table.name = "avx512";
+    avx512_table.fwht = fwht_avx512;
     avx512_table.kv_logits = kv_logits_avx512;
     avx512_table.kv_accum = kv_accum_avx512;
 }
