@@ -156,7 +156,7 @@ static void check_map(tq_rotation_kind kind, uint32_t dim, uint32_t rounds) {
         }
         CHECK(worst <= 1e-5, "dense dim %u: |M M^T - I| = %.3g", dim, worst);
     }
-    if (kind == TQ_ROTATION_HADAMARD) { /* signs are 0/1, each perm is a permutation */
+    if (kind == TQ_ROTATION_HADAMARD) { /* signs are sign-bit masks (0 or 0x80000000), each perm is a permutation */
         int ok = 1;
         unsigned char *seen = calloc(d, 1);
         for (uint32_t r = 0; r < rot.rounds && seen; r++) {
@@ -165,7 +165,7 @@ static void check_map(tq_rotation_kind kind, uint32_t dim, uint32_t rounds) {
                 uint32_t p = rot.perms[(size_t)r * d + i];
                 if (p >= d || seen[p]) ok = 0;
                 else seen[p] = 1;
-                if (rot.signs[(size_t)r * d + i] > 1) ok = 0;
+                if (rot.signs[(size_t)r * d + i] != 0 && rot.signs[(size_t)r * d + i] != 0x80000000u) ok = 0;
             }
         }
         CHECK(ok && seen, "hadamard dim %u: bad signs or permutation", dim);

@@ -257,8 +257,8 @@ static tq_status tq_hadamard_init(tq_rotation *rot, uint32_t dim, uint32_t round
     size_t count, sbytes, pbytes;
     TQ_RETURN_IF(!tq_mul_size(rounds, dim, &count) || !tq_mul_size(count, sizeof(uint32_t), &pbytes),
                  TQ_ERR_SIZE, "hadamard rotation: %u rounds x dim %u overflows size_t", rounds, dim);
-    sbytes = count; /* one byte per sign */
-    uint8_t *signs = malloc(sbytes);
+    sbytes = pbytes; /* one sign-bit mask (0 or 0x80000000) per element */
+    uint32_t *signs = malloc(sbytes);
     uint32_t *perms = malloc(pbytes);
     if (!signs || !perms) {
         free(signs);
@@ -268,11 +268,11 @@ static tq_status tq_hadamard_init(tq_rotation *rot, uint32_t dim, uint32_t round
     tq_rng rng;
     tq_rng_init(&rng, seed, stream);
     for (uint32_t r = 0; r < rounds; r++) {
-        uint8_t *s = signs + (size_t)r * dim;
+        uint32_t *s = signs + (size_t)r * dim;
         uint32_t *p = perms + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i += 32) {
             uint32_t word = tq_rng_u32(&rng);
-            for (uint32_t b = 0; b < 32 && i + b < dim; b++) s[i + b] = (uint8_t)((word >> b) & 1u);
+            for (uint32_t b = 0; b < 32 && i + b < dim; b++) s[i + b] = ((word >> b) & 1u) << 31;
         }
         for (uint32_t i = 0; i < dim; i++) p[i] = i;
         for (uint32_t i = dim - 1; i >= 1; i--) {
@@ -287,29 +287,53 @@ static tq_status tq_hadamard_init(tq_rotation *rot, uint32_t dim, uint32_t round
     return TQ_OK;
 }
 
-/* One row through all rounds. cur starts as in; scratch takes the signed copy,
- * so in may equal out: in is read completely before out is first written. */
-/* out[i] = s[i] ? -in[i] : in[i], as a flip of the sign bit (exactly what negation does, -0.0
- * included) so that the compiler can vectorize it. in and out may be the same. */
-static void flip_signs(const float *in, const uint8_t *s, uint32_t dim, float *out) {
+/* out[i] = in[i] with its sign bit flipped where s[i] (0 or 0x80000000) says (exactly what negation does,
+ * -0.0 included), vectorizable. in and out may be the same. */
+static void flip_signs(const float *in, const uint32_t *s, uint32_t dim, float *out) {
     for (uint32_t i = 0; i < dim; i++) {
         uint32_t u;
         memcpy(&u, &in[i], 4);
-        u ^= (uint32_t)s[i] << 31;
+        u ^= s[i];
         memcpy(&out[i], &u, 4);
     }
 }
 
+/* out[i] = in[p[i]], flipped by s[i] when s is not NULL (the next round's D folded into this round's P). Eight
+ * loads before eight stores: the compiler cannot move a load above a store it cannot prove apart, and a
+ * strict load-store alternation runs at about half the speed. */
+static void permute(const float *restrict in, const uint32_t *restrict p, const uint32_t *restrict s, uint32_t dim,
+                    float *restrict out) {
+    uint32_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        uint32_t u[8];
+        for (int k = 0; k < 8; k++) memcpy(&u[k], &in[p[i + k]], 4);
+        if (s)
+            for (int k = 0; k < 8; k++) u[k] ^= s[i + k];
+        memcpy(out + i, u, sizeof u);
+    }
+    for (; i < dim; i++) {
+        uint32_t u;
+        memcpy(&u, &in[p[i]], 4);
+        if (s) u ^= s[i];
+        memcpy(&out[i], &u, 4);
+    }
+}
+
+/*
+ * One row through all rounds, x <- P_r H D_r x. Round r works in buffer b_r, the scratch t or out, chosen so
+ * that the last round's P lands in out: b_r = t when R - 1 - r is even. Each P_r also applies D_{r+1}, so the
+ * signs of every round but the first cost no pass of their own. in may equal out: it is read completely
+ * (the first D) before out is written otherwise.
+ */
 static void tq_hadamard_forward_row(const tq_rotation *rot, const float *in, float *out, float *t) {
-    const uint32_t dim = rot->dim;
-    const float *cur = in;
-    for (uint32_t r = 0; r < rot->rounds; r++) {
-        const uint8_t *s = rot->signs + (size_t)r * dim;
-        const uint32_t *p = rot->perms + (size_t)r * dim;
-        flip_signs(cur, s, dim, t);
-        tq_fwht_blocks(t, dim);
-        for (uint32_t i = 0; i < dim; i++) out[i] = t[p[i]];
-        cur = out;
+    const uint32_t dim = rot->dim, R = rot->rounds;
+    float *b = (R - 1) % 2 == 0 ? t : out;
+    flip_signs(in, rot->signs, dim, b);
+    for (uint32_t r = 0; r < R; r++) {
+        float *next = b == t ? out : t;
+        tq_fwht_blocks(b, dim);
+        permute(b, rot->perms + (size_t)r * dim, r + 1 < R ? rot->signs + (size_t)(r + 1) * dim : NULL, dim, next);
+        b = next;
     }
 }
 
@@ -318,7 +342,7 @@ static void tq_hadamard_inverse_row(const tq_rotation *rot, const float *in, flo
     const uint32_t dim = rot->dim;
     const float *cur = in;
     for (uint32_t r = rot->rounds; r-- > 0;) {
-        const uint8_t *s = rot->signs + (size_t)r * dim;
+        const uint32_t *s = rot->signs + (size_t)r * dim;
         const uint32_t *p = rot->perms + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i++) t[p[i]] = cur[i];
         tq_fwht_blocks(t, dim);

@@ -32,7 +32,7 @@ typedef struct tq_rotation {
     uint32_t dim;
     uint32_t rounds;   /* HADAMARD only */
     float *matrix;     /* DENSE only: dim*dim, row-major; y = matrix * x */
-    uint8_t *signs;    /* HADAMARD only: rounds*dim, 0 => +1, 1 => -1 */
+    uint32_t *signs;   /* HADAMARD only: rounds*dim sign-bit masks, 0 => +1, 0x80000000 => -1 */
     uint32_t *perms;   /* HADAMARD only: rounds*dim; round r: out[i] = in[perm[i]] */
 } tq_rotation;
 
