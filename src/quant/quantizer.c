@@ -366,36 +366,34 @@ void tq_part_scatter(const tq_quantizer *q, uint32_t p, const float *sub, float 
 }
 
 /*
- * Every value finite and every row's norm representable in float32. The scan
- * looks at bit patterns only (vectorizable): an all-ones exponent is NaN or
- * Inf; a magnitude >= 2^120 is the only way a row of <= 65536 values can have
- * a norm above FLT_MAX (65536^(1/2) * 2^120 < 2^128), and only such rows get
- * the exact check.
+ * Every value finite and every row's norm representable in float32. One scan
+ * per row of bit patterns (tq_abs_bits_max, vectorizable): an all-ones
+ * exponent is NaN or Inf; a magnitude >= 2^120 is the only way a row of
+ * <= 65536 values can have a norm above FLT_MAX (65536^(1/2) * 2^120 < 2^128),
+ * and only such rows get the exact check. Returns the row's largest magnitude
+ * bits through *maxbits (for the factor check of tq_encode_check).
  */
-static tq_status check_rows(const float *x, size_t n, uint32_t dim, const char *what) {
+static tq_status check_row(const float *row, uint32_t dim, const char *what, size_t i, uint32_t *maxbits) {
     const uint32_t exp_all = 0x7f800000u, big = 0x7b800000u; /* 2^120 */
-    for (size_t i = 0; i < n; i++) {
-        const float *row = x + i * dim;
-        uint32_t bad = 0, large = 0;
-        for (uint32_t j = 0; j < dim; j++) {
-            uint32_t u;
-            memcpy(&u, &row[j], 4);
-            u &= 0x7fffffffu;
-            bad |= u >= exp_all;
-            large |= u >= big;
-        }
-        if (bad) {
-            for (uint32_t j = 0; j < dim; j++)
-                if (!isfinite(row[j]))
-                    return tq_fail(TQ_ERR_NONFINITE, "%s row %zu channel %u is %s", what, i, j,
-                                   isnan(row[j]) ? "NaN" : "Inf");
-        }
-        if (large) {
-            double ss = 0.0;
-            for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
-            TQ_RETURN_IF(sqrt(ss) > FLT_MAX, TQ_ERR_NONFINITE, "%s row %zu: its norm overflows float32", what, i);
-        }
+    uint32_t m = tq_kernels()->absmax_bits(row, dim);
+    *maxbits = m;
+    if (m >= exp_all) {
+        for (uint32_t j = 0; j < dim; j++)
+            if (!isfinite(row[j]))
+                return tq_fail(TQ_ERR_NONFINITE, "%s row %zu channel %u is %s", what, i, j,
+                               isnan(row[j]) ? "NaN" : "Inf");
     }
+    if (m >= big) {
+        double ss = 0.0;
+        for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
+        TQ_RETURN_IF(sqrt(ss) > FLT_MAX, TQ_ERR_NONFINITE, "%s row %zu: its norm overflows float32", what, i);
+    }
+    return TQ_OK;
+}
+
+static tq_status check_rows(const float *x, size_t n, uint32_t dim, const char *what) {
+    uint32_t m;
+    for (size_t i = 0; i < n; i++) TQ_FORWARD(check_row(x + i * dim, dim, what, i, &m));
     return TQ_OK;
 }
 
@@ -546,7 +544,26 @@ static tq_status encode_uniform(const tq_quantizer *q, const tq_part *pt, tq_wor
     return TQ_OK;
 }
 
-static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, tq_work *w, uint8_t *rec) {
+/* An MSE record's factors from ||x|| and the dot its norm mode needs: ||c[idx]||^2 (UNIT), <y, c[idx]>
+ * (UNBIASED; ||x|| is stored too), none (PLAIN). */
+static tq_status mse_factors(const tq_quantizer *q, double norm, double dot, uint8_t *rec) {
+    double scale = norm;
+    if (q->cfg.norm == TQ_NORM_UNIT) scale = norm / sqrt(dot);
+    if (q->cfg.norm == TQ_NORM_UNBIASED) {
+        scale = norm / dot;
+        tq_put_f32(rec + 4, (float)norm);
+    }
+    /* ||x|| fits float32 (check_rows), but scale = ||x|| / ||c[idx]|| or ||x|| / <y, c[idx]> may not */
+    TQ_RETURN_IF(!isfinite((float)scale), TQ_ERR_NONFINITE, "its scale %.3g (norm %.3g) overflows float32", scale,
+                 norm);
+    tq_put_f32(rec, (float)scale);
+    return TQ_OK;
+}
+
+/* Part p of row x into its record; idx_out (NULL: none) receives the indices unpacked instead of their packed
+ * copy in the record (MSE only: the caller checked). */
+static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, tq_work *w, uint8_t *rec,
+                             uint8_t *idx_out) {
     const tq_part *pt = &q->part[p];
     uint32_t d = pt->dim;
     rec += pt->offset;
@@ -561,6 +578,7 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
     double norm = sqrt(k->dot_f64(w->sub, w->sub, d));
     if (norm == 0.0) { /* zero vector: all factors 0, decodes to 0 (documented in tq.h) */
         memset(rec, 0, pt->code_size);
+        if (idx_out) memset(idx_out, 0, d); /* the indices of the zero record */
         return TQ_OK;
     }
     k->div_f32(w->sub, norm, d, w->sub);
@@ -569,21 +587,16 @@ static tq_status encode_part(const tq_quantizer *q, uint32_t p, const float *x, 
     const float *e = w->y; /* residual in the rotated unit domain */
     if (pt->mse_bits) {
         const tq_codebook *cb = &pt->cb;
-        k->nearest(cb->bounds, cb->levels, w->y, d, w->idx);
-        tq_pack(w->idx, d, pt->mse_bits, rec + pt->off_idx);
+        uint8_t *idx = idx_out ? idx_out : w->idx;
+        k->nearest(cb->bounds, cb->levels, w->y, d, idx);
+        if (!idx_out) tq_pack(idx, d, pt->mse_bits, rec + pt->off_idx);
         if (q->cfg.variant == TQ_VARIANT_MSE) {
-            double scale = norm;
-            if (q->cfg.norm != TQ_NORM_PLAIN) k->lookup(cb->centroids, w->idx, d, w->e); /* c[idx] */
-            if (q->cfg.norm == TQ_NORM_UNIT) scale = norm / sqrt(k->dot_f64(w->e, w->e, d));
-            if (q->cfg.norm == TQ_NORM_UNBIASED) {
-                scale = norm / k->dot_f64(w->y, w->e, d);
-                tq_put_f32(rec + 4, (float)norm);
+            double dot = 0.0;
+            if (q->cfg.norm != TQ_NORM_PLAIN) {
+                k->lookup(cb->centroids, idx, d, w->e); /* c[idx] */
+                dot = q->cfg.norm == TQ_NORM_UNIT ? k->dot_f64(w->e, w->e, d) : k->dot_f64(w->y, w->e, d);
             }
-            /* ||x|| fits float32 (check_rows), but scale = ||x|| / ||c[idx]|| or ||x|| / <y, c[idx]> may not */
-            TQ_RETURN_IF(!isfinite((float)scale), TQ_ERR_NONFINITE,
-                         "its scale %.3g (norm %.3g) overflows float32", scale, norm);
-            tq_put_f32(rec, (float)scale);
-            return TQ_OK;
+            return mse_factors(q, norm, dot, rec);
         }
         k->lookup(cb->centroids, w->idx, d, w->e);
         for (uint32_t j = 0; j < d; j++) w->e[j] = w->y[j] - w->e[j];
@@ -643,78 +656,131 @@ typedef struct batch {
     uint8_t *codes_out;
 } batch;
 
-static tq_status encode_range(void *ctx, size_t begin, size_t end) {
-    const batch *b = ctx;
-    const tq_quantizer *q = b->q;
-    tq_work w;
-    TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
-    tq_status s = TQ_OK;
-    for (size_t i = begin; i < end && s == TQ_OK; i++) {
-        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++)
-            s = encode_part(q, p, b->x + i * q->cfg.dim, &w, b->codes_out + i * q->code_size);
-    }
-    tq_work_free(&w);
-    return s;
-}
 
 /*
  * The encode failures finite input can still meet: a factor beyond its storage type. A UNIFORM GROUP range
  * beyond the fp16 of the group factors; or, for rows whose norm fits float32, a per-vector factor that
  * does not: the UNIT and UNBIASED scales divide the norm by ||c[idx]|| or <y, c[idx]> (small without a
  * rotation), a uniform range or PROD gamma can exceed the norm, and the decoded vector can be longer than
- * x (outer centroids, the QJL term). They are found here, before anything is
- * written, so a failed batch leaves the output untouched (as for NaN) and the message names the row. Only
- * rows that could fail are tried, each encoded once into a scratch record: norm > 16384 for GROUP (below,
- * rotations being orthonormal, every rotated value and every group's lo and step (<= 2 max|v|) stay far
- * inside fp16), norm > 2^64 otherwise (the smallest |centroid| of any codebook is far above 2^-60).
+ * x (outer centroids, the QJL term). They are found before anything is written, so a failed batch leaves
+ * the output untouched (as for NaN) and the message names the row. Only rows that could fail are tried,
+ * each encoded once into a scratch record: norm > 16384 for GROUP (below, rotations being orthonormal,
+ * every rotated value and every group's lo and step (<= 2 max|v|) stay far inside fp16), norm > 2^64
+ * otherwise (the smallest |centroid| of any codebook is far above 2^-60).
  */
-static tq_status check_factors(const tq_quantizer *q, const float *x, size_t n) {
+typedef struct factor_check {
+    int have_w;
+    tq_work w;
+    uint8_t *rec;
+    float *out;
+} factor_check;
+
+static tq_status check_row_factors(const tq_quantizer *q, const float *row, double limit2, factor_check *fc) {
+    const uint32_t dim = q->cfg.dim;
+    double ss = 0.0;
+    for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
+    if (ss <= limit2) return TQ_OK;
+    if (!fc->have_w) {
+        TQ_FORWARD(tq_work_alloc(&fc->w, tq_quantizer_max_part_dim(q)));
+        fc->have_w = 1;
+        fc->rec = malloc(q->code_size);
+        fc->out = malloc(dim * sizeof(float));
+        TQ_RETURN_IF(!fc->rec || !fc->out, TQ_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t p = 0; p < q->nparts; p++) TQ_FORWARD(encode_part(q, p, row, &fc->w, fc->rec, NULL));
+    /* and its reconstruction must fit float32 too: ||x~|| can exceed ||x|| (outer centroids, QJL term) */
+    TQ_FORWARD(tq_decode(q, fc->rec, 1, fc->out));
+    for (uint32_t j = 0; j < dim; j++)
+        TQ_RETURN_IF(!isfinite(fc->out[j]), TQ_ERR_NONFINITE, "its reconstruction overflows float32 (channel %u)", j);
+    return TQ_OK;
+}
+
+tq_status tq_encode_check(const tq_quantizer *q, const float *x, size_t n, const char *what, size_t row0) {
     const int group = q->cfg.variant == TQ_VARIANT_UNIFORM && q->cfg.uniform_scope == TQ_UNIFORM_GROUP;
     const double limit2 = group ? 16384.0 * 16384.0 : 0x1p128;
     const uint32_t dim = q->cfg.dim;
-    tq_work w;
-    uint8_t *rec = NULL;
-    float *out = NULL;
-    tq_status s = TQ_OK;
     /* a row whose every |x_j| <= sqrt(limit2 / dim) has norm^2 <= limit2 */
-    const float elem = (float)sqrt(limit2 / dim);
+    const uint32_t elem = tq_f32_bits((float)sqrt(limit2 / dim));
+    factor_check fc = {.have_w = 0, .rec = NULL, .out = NULL};
+    tq_status s = TQ_OK;
     for (size_t i = 0; i < n && s == TQ_OK; i++) {
         const float *row = x + i * dim;
-        if (!tq_any_abs_above(row, dim, elem)) continue;
-        double ss = 0.0;
-        for (uint32_t j = 0; j < dim; j++) ss += (double)row[j] * row[j];
-        if (ss <= limit2) continue;
-        if (!rec) {
-            TQ_FORWARD(tq_work_alloc(&w, tq_quantizer_max_part_dim(q)));
-            rec = malloc(q->code_size);
-            if (!rec) {
-                tq_work_free(&w);
-                return tq_fail(TQ_ERR_NOMEM, "out of memory");
-            }
+        uint32_t m;
+        s = check_row(row, dim, what, row0 + i, &m);
+        if (s == TQ_OK && m > elem) {
+            s = check_row_factors(q, row, limit2, &fc);
+            if (s != TQ_OK) s = tq_fail(s, "%s row %zu: %s", what, row0 + i, tq_last_error());
         }
-        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++) s = encode_part(q, p, row, &w, rec);
-        if (s != TQ_OK) {
-            s = tq_fail(s, "input row %zu: %s", i, tq_last_error());
-            break;
-        }
-        /* and its reconstruction must fit float32 too: ||x~|| can exceed ||x|| (outer centroids, QJL term) */
-        if (!out) out = malloc(dim * sizeof *out);
-        if (!out) {
-            s = tq_fail(TQ_ERR_NOMEM, "out of memory");
-            break;
-        }
-        s = tq_decode(q, rec, 1, out);
-        for (uint32_t j = 0; j < dim && s == TQ_OK; j++)
-            if (!isfinite(out[j]))
-                s = tq_fail(TQ_ERR_NONFINITE, "input row %zu: its reconstruction overflows float32 (channel %u)",
-                            i, j);
     }
-    if (rec) {
-        tq_work_free(&w);
-        free(rec);
-    }
-    free(out);
+    if (fc.have_w) tq_work_free(&fc.w);
+    free(fc.rec);
+    free(fc.out);
     return s;
+}
+
+/*
+ * Four rows of a single-part MSE quantizer, exactly as encode_part does them one by one, but with the dot
+ * products of the four (the norms, then <y, c[idx]> or ||c[idx]||^2) computed together: each dot_f64 is a chain
+ * of dependent additions, and four chains side by side run in about the time of one.
+ */
+static tq_status encode_mse_x4(const tq_quantizer *q, const float *x, tq_work w[4], uint8_t *codes, uint8_t *idx) {
+    const tq_part *pt = &q->part[0];
+    const tq_codebook *cb = &pt->cb;
+    const uint32_t d = pt->dim;
+    const tq_kernel_table *k = tq_kernels();
+    const float *a[4], *b[4];
+    double norm[4], dot[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int r = 0; r < 4; r++) a[r] = b[r] = x + (size_t)r * d; /* kept for a zero row: its dot is not used */
+    k->dot_f64_x4(a, b, d, norm);
+    for (int r = 0; r < 4; r++) {
+        norm[r] = sqrt(norm[r]);
+        uint8_t *rec = codes + r * q->code_size, *ix = idx ? idx + (size_t)r * d : w[r].idx;
+        if (norm[r] == 0.0) {
+            memset(rec, 0, pt->code_size);
+            memset(ix, 0, d);
+            continue;
+        }
+        k->div_f32(x + (size_t)r * d, norm[r], d, w[r].sub);
+        tq_rotation_forward(&pt->rot, w[r].sub, w[r].y, 1, w[r].scratch);
+        k->nearest(cb->bounds, cb->levels, w[r].y, d, ix);
+        if (!idx) tq_pack(ix, d, pt->mse_bits, rec + pt->off_idx);
+        if (q->cfg.norm != TQ_NORM_PLAIN) {
+            k->lookup(cb->centroids, ix, d, w[r].e);
+            a[r] = q->cfg.norm == TQ_NORM_UNIT ? w[r].e : w[r].y;
+            b[r] = w[r].e;
+        }
+    }
+    if (q->cfg.norm != TQ_NORM_PLAIN) k->dot_f64_x4(a, b, d, dot);
+    for (int r = 0; r < 4; r++)
+        if (norm[r] != 0.0) TQ_FORWARD(mse_factors(q, norm[r], dot[r], codes + r * q->code_size));
+    return TQ_OK;
+}
+
+tq_status tq_encode_rows(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes, uint8_t *idx) {
+    const int mse1 = q->nparts == 1 && q->cfg.variant == TQ_VARIANT_MSE && q->part[0].mse_bits;
+    TQ_RETURN_IF(idx && !mse1, TQ_ERR_INVALID_ARG, "unpacked indices are for single-part MSE quantizers");
+    tq_work w[4];
+    int nw = 0;
+    tq_status s = TQ_OK;
+    for (; nw < (mse1 && n >= 4 ? 4 : 1) && s == TQ_OK; nw++) s = tq_work_alloc(&w[nw], tq_quantizer_max_part_dim(q));
+    if (s != TQ_OK) nw--; /* the failed one freed its own buffers */
+    const uint32_t dim = q->cfg.dim;
+    size_t i = 0;
+    if (nw == 4)
+        for (; i + 4 <= n && s == TQ_OK; i += 4)
+            s = encode_mse_x4(q, x + i * dim, w, codes + i * q->code_size, idx ? idx + i * dim : NULL);
+    for (; i < n && s == TQ_OK; i++) {
+        for (uint32_t p = 0; p < q->nparts && s == TQ_OK; p++)
+            s = encode_part(q, p, x + i * dim, &w[0], codes + i * q->code_size, idx ? idx + i * dim : NULL);
+    }
+    for (int t = 0; t < nw; t++) tq_work_free(&w[t]);
+    return s;
+}
+
+static tq_status encode_range(void *ctx, size_t begin, size_t end) {
+    const batch *b = ctx;
+    const tq_quantizer *q = b->q;
+    return tq_encode_rows(q, b->x + begin * q->cfg.dim, end - begin, b->codes_out + begin * q->code_size, NULL);
 }
 
 tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes) {
@@ -725,8 +791,7 @@ tq_status tq_encode(const tq_quantizer *q, const float *x, size_t n, uint8_t *co
     TQ_RETURN_IF(q->cfg.variant == TQ_VARIANT_UNIFORM && q->cfg.uniform_scope == TQ_UNIFORM_PER_CHANNEL &&
                      !q->calibrated,
                  TQ_ERR_STATE, "per-channel uniform quantizer is not calibrated: call tq_quantizer_calibrate");
-    TQ_FORWARD(check_rows(x, n, q->cfg.dim, "input"));
-    TQ_FORWARD(check_factors(q, x, n));
+    TQ_FORWARD(tq_encode_check(q, x, n, "input", 0));
     batch b = {q, NULL, TQ_METRIC_IP, x, NULL, NULL, codes};
     return tq_parallel_for(n, min_chunk(q), encode_range, &b);
 }

@@ -103,6 +103,19 @@ TQ_INTERNAL const float *tq_query_projected(const tq_query *pq, uint32_t p);
 /** The quantizer a query was prepared for. */
 TQ_INTERNAL const tq_quantizer *tq_query_quantizer(const tq_query *pq);
 
+/**
+ * The checks tq_encode makes of n rows before it writes anything: every value finite, every norm within
+ * float32, and (for the rare rows of very large norm, tried once) factors that fit their storage. One scan
+ * per row. Messages name the rows `what` row0, row0 + 1, ...
+ */
+TQ_INTERNAL tq_status tq_encode_check(const tq_quantizer *q, const float *x, size_t n, const char *what, size_t row0);
+/**
+ * tq_encode of n rows that passed tq_encode_check, on the calling thread. With idx non-NULL (single-part MSE
+ * quantizers only) row i's indices go unpacked to idx + i * dim and the records' packed indices are not
+ * written (the factors are).
+ */
+TQ_INTERNAL tq_status tq_encode_rows(const tq_quantizer *q, const float *x, size_t n, uint8_t *codes, uint8_t *idx);
+
 /** Check a config without building anything (same errors as tq_quantizer_create). */
 TQ_INTERNAL tq_status tq_config_validate(const tq_config *cfg);
 
