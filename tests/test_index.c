@@ -260,6 +260,32 @@ static void test_exact(void) {
     free(dflt);
 }
 
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len + 1);
+    if (fread(b, 1, *len, f) != *len) *len = 0;
+    fclose(f);
+    return b;
+}
+
+/* Whether two indexes save to the same bytes. */
+static int same_file(const tq_index *x, const tq_index *y) {
+    const char *p1 = tmp_path("same1.tqi"), *p2 = tmp_path("same2.tqi");
+    size_t l1 = 0, l2 = 0;
+    if (tq_index_save(x, p1) != TQ_OK || tq_index_save(y, p2) != TQ_OK) return 0;
+    uint8_t *f1 = slurp(p1, &l1), *f2 = slurp(p2, &l2);
+    int same = f1 && f2 && l1 == l2 && l1 > 0 && memcmp(f1, f2, l1) == 0;
+    free(f1);
+    free(f2);
+    remove(p1);
+    remove(p2);
+    return same;
+}
+
 /* Batches, threads, ids, removal. */
 static void test_updates(void) {
     const size_t k = 8;
@@ -278,7 +304,13 @@ static void test_updates(void) {
         CHECK_OK(tq_index_add(many, base + i * dim, m, NULL, got));
         CHECK(got[0] == (int64_t)i && got[m - 1] == (int64_t)(i + m - 1), "automatic ids continue");
     }
+    /* the stored codes do not depend on the threads or on how the rows were cut into batches (partial blocks) */
     CHECK_OK(tq_set_threads(1));
+    tq_index *single = make(4, TQ_VARIANT_MSE, TQ_INDEX_IP, TQ_RERANK_NONE, 0);
+    CHECK_OK(tq_index_add(single, base, nb, NULL, NULL));
+    CHECK(same_file(one, single), "one batch on two threads saves the same bytes as on one thread");
+    CHECK(same_file(one, many), "one batch saves the same bytes as 37-row batches");
+    tq_index_free(single);
     CHECK_OK(tq_index_search(one, queries, nq, k, NULL, a, sa));
     CHECK_OK(tq_set_threads(2));
     CHECK_OK(tq_index_search(many, queries, nq, k, NULL, b, sb));
@@ -298,6 +330,25 @@ static void test_updates(void) {
     CHECK_STATUS(tq_index_add(one, bad, 3, taken, NULL), TQ_ERR_INVALID_ARG);
     CHECK_STATUS(tq_index_add(one, bad, 3, neg, NULL), TQ_ERR_INVALID_ARG);
     CHECK(tq_index_size(one) == before, "size unchanged after refused adds");
+    {
+        /* a NaN in the last row of a large batch: the workers may have stored every other row by the time it is
+         * found; the index must still save to the same bytes as before */
+        tq_index *twin = make(4, TQ_VARIANT_MSE, TQ_INDEX_IP, TQ_RERANK_NONE, 0);
+        CHECK_OK(tq_index_add(twin, base, 5, NULL, NULL));
+        tq_index *ref = make(4, TQ_VARIANT_MSE, TQ_INDEX_IP, TQ_RERANK_NONE, 0);
+        CHECK_OK(tq_index_add(ref, base, 5, NULL, NULL));
+        float *late = malloc(nb * dim * sizeof(float));
+        memcpy(late, base, nb * dim * sizeof(float));
+        late[(nb - 1) * dim + 3] = NAN;
+        CHECK_STATUS(tq_index_add(twin, late, nb, NULL, NULL), TQ_ERR_NONFINITE);
+        char want[64];
+        snprintf(want, sizeof want, "vector row %zu, column 3 is NaN", nb - 1);
+        CHECK(strstr(tq_last_error(), want) != NULL, "the message names the batch row: %s", tq_last_error());
+        CHECK(same_file(twin, ref), "a refused batch leaves the stored codes as they were");
+        free(late);
+        tq_index_free(twin);
+        tq_index_free(ref);
+    }
     CHECK_OK(tq_index_search(one, queries, nq, k, NULL, b, sb));
     CHECK(!memcmp(a, b, nq * k * sizeof(int64_t)), "answers unchanged after refused adds");
     CHECK_STATUS(tq_index_search(one, bad + 0, 1, k, NULL, b, NULL), TQ_OK);
@@ -406,17 +457,6 @@ static void test_updates(void) {
     free(back);
 }
 
-static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len + 1);
-    if (fread(b, 1, *len, f) != *len) *len = 0;
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *path, const uint8_t *b, size_t len) {
     FILE *f = fopen(path, "wb");

@@ -37,7 +37,7 @@ enum {
     CHUNK_BLOCKS = 128,       /* at most this many blocks per sweep step (4096 vectors) */
     CHUNK_BYTES = 192 * 1024, /* and about this many bytes of codes */
     RECORD_CHUNK = 4096,      /* records scored per tq_score call */
-    ADD_CHUNK = 1024          /* vectors encoded per step of an add */
+    ADD_MIN_COORDS = 32768    /* an add's parallel work comes in pieces of at least this many coordinates */
 };
 
 /* The per-slot storage arrays, in the order array_sizes() sizes them. */
@@ -429,23 +429,6 @@ static void store_record(tq_index *ix, size_t s, const uint8_t *rec, uint8_t *ro
     tq_fs_set_row(ix->blocks, s, d, ix->fs_bits, rowbuf);
 }
 
-/* Put m records into slots s0.. : whole blocks straight into the blocked layout, the rest one by one. */
-static void store_records(tq_index *ix, size_t s0, const uint8_t *recs, size_t m, uint8_t *rowbuf) {
-    size_t i = 0;
-    if (ix->fs && s0 % TQ_FS_BLOCK == 0 && m >= TQ_FS_BLOCK) {
-        size_t whole = m / TQ_FS_BLOCK * TQ_FS_BLOCK;
-        size_t blk = tq_fs_size(TQ_FS_BLOCK, ix->cfg.quant.dim, ix->fs_bits);
-        /* the factors are copied below (nf of them, not only the scale); on failure the slow path stores all */
-        if (tq_fs_pack_records(ix->q, recs, whole, ix->blocks + s0 / TQ_FS_BLOCK * blk, NULL) == TQ_OK) {
-            for (size_t r = 0; r < whole; r++)
-                for (uint32_t f = 0; f < ix->nf; f++)
-                    ix->factors[(s0 + r) * ix->nf + f] = tq_get_f32(recs + r * ix->code_size + 4 * f);
-            i = whole;
-        }
-    }
-    for (; i < m; i++) store_record(ix, s0 + i, recs + i * ix->code_size, rowbuf);
-}
-
 /* Rebuild slot s's record of q into rec. */
 static void load_record(const tq_index *ix, size_t s, uint8_t *rec, uint8_t *rowbuf) {
     if (!ix->fs) {
@@ -484,53 +467,46 @@ static void normalize_rows(const float *x, size_t n, size_t d, float *out) {
     }
 }
 
-static tq_status check_finite(const float *x, size_t n, size_t d, const char *what) {
-    for (size_t i = 0; i < n; i++) {
-        /* a row is finite unless some exponent field is all ones: an integer OR the compiler vectorizes */
-        uint32_t bad = 0;
-        for (size_t j = 0; j < d; j++) {
-            uint32_t u;
-            memcpy(&u, &x[i * d + j], 4);
-            bad |= (uint32_t)((u & 0x7F800000u) == 0x7F800000u);
-        }
-        if (!bad) continue;
-        for (size_t j = 0; j < d; j++)
-            TQ_RETURN_IF(!isfinite(x[i * d + j]), TQ_ERR_NONFINITE, "%s row %zu, column %zu is %s", what, i, j,
-                         isnan(x[i * d + j]) ? "NaN" : "Inf");
-    }
-    return TQ_OK;
-}
-
-/* The first row of norm above limit, or n. A row whose every |x_j| <= limit / sqrt(d) cannot be above it, so
- * the norm is computed only for rows with a larger value (tq_any_abs_above keeps this pass cheap). */
-static size_t first_row_above(const float *x, size_t n, size_t d, double limit, double *norm) {
-    if (!(limit > 0.0)) { /* every row is above: report the first */
-        double ss = 0.0;
-        for (size_t j = 0; n && j < d; j++) ss += (double)x[j] * x[j];
-        *norm = sqrt(ss);
-        return 0;
-    }
-    const float elem = (float)(limit / sqrt((double)d));
+/*
+ * Rows finite and, with check_norm, of norm <= limit; one scan of bit patterns per row (tq_abs_bits_max), the
+ * norm computed only for rows with some |x_j| > limit / sqrt(d), which are the only ones that can be above it.
+ * A non-finite value is reported here; the first row above the limit is returned through *above (n: none),
+ * its norm through *norm, for the caller's message.
+ */
+static tq_status check_rows_norm(const float *x, size_t n, size_t d, const char *what, size_t row0, int check_norm,
+                                 double limit, size_t *above, double *norm) {
+    const uint32_t exp_all = 0x7f800000u;
+    const uint32_t elem = !check_norm ? exp_all : limit > 0.0 ? tq_f32_bits((float)(limit / sqrt((double)d))) : 0u;
+    *above = n;
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
-        if (!tq_any_abs_above(r, d, elem)) continue;
+        uint32_t m = tq_kernels()->absmax_bits(r, d);
+        if (m >= exp_all) {
+            for (size_t j = 0; j < d; j++)
+                TQ_RETURN_IF(!isfinite(r[j]), TQ_ERR_NONFINITE, "%s row %zu, column %zu is %s", what, row0 + i, j,
+                             isnan(r[j]) ? "NaN" : "Inf");
+        }
+        if (m <= elem && (limit > 0.0 || !check_norm)) continue;
         double ss = 0.0;
         for (size_t j = 0; j < d; j++) ss += (double)r[j] * r[j];
-        *norm = sqrt(ss);
-        if (*norm > limit) return i;
+        if (sqrt(ss) > limit) {
+            *above = i;
+            *norm = sqrt(ss);
+            return TQ_OK;
+        }
     }
-    return n;
+    return TQ_OK;
 }
 
 /*
  * Vectors to add: finite, and (but for cosine, which normalizes them) of a norm float32 holds, as tq_encode
  * needs; checked here so the message names the row of the whole batch and nothing is done before.
  */
-static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, size_t d) {
-    TQ_FORWARD(check_finite(x, n, d, "vector"));
+static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, size_t d, size_t row0) {
     double norm = 0.0;
-    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, FLT_MAX, &norm);
-    TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE, "vector row %zu: its norm overflows float32", i);
+    size_t i;
+    TQ_FORWARD(check_rows_norm(x, n, d, "vector", row0, ix->cfg.metric != TQ_INDEX_COSINE, FLT_MAX, &i, &norm));
+    TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE, "vector row %zu: its norm overflows float32", row0 + i);
     return TQ_OK;
 }
 
@@ -540,13 +516,13 @@ static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, siz
  * batch writes no result.
  */
 static tq_status check_queries(const tq_index *ix, const float *x, size_t n, size_t d) {
-    TQ_FORWARD(check_finite(x, n, d, "query"));
     /* the codes are scored against q - c: ||q - c|| <= ||q|| + ||c|| (cosine queries have norm 1) */
     const double cnorm = ix->center ? sqrt(ix->cc) : 0.0, limit = FLT_MAX / sqrt((double)d);
+    double norm = 0.0;
+    size_t i;
+    TQ_FORWARD(check_rows_norm(x, n, d, "query", 0, ix->cfg.metric != TQ_INDEX_COSINE, limit - cnorm, &i, &norm));
     TQ_RETURN_IF(ix->cfg.metric == TQ_INDEX_COSINE && 1.0 + cnorm > limit, TQ_ERR_NONFINITE,
                  "this index's center (norm %.3g) is too long for scores in float32", cnorm);
-    double norm = 0.0;
-    size_t i = ix->cfg.metric == TQ_INDEX_COSINE ? n : first_row_above(x, n, d, limit - cnorm, &norm);
     TQ_RETURN_IF(i < n, TQ_ERR_NONFINITE,
                  "query row %zu: its norm %.3g plus the index center's %.3g exceeds %.3g (FLT_MAX / sqrt(dim)): its "
                  "scores would overflow float32", i, norm, cnorm, limit);
@@ -554,6 +530,95 @@ static tq_status check_queries(const tq_index *ix, const float *x, size_t n, siz
 }
 
 /* ------------------------------------------------------------------ add */
+
+/*
+ * The encode work of an add, in units that never share a block of the scan layout: unit 0 is the rows that
+ * complete the index's last partial block (if any), then whole blocks of TQ_FS_BLOCK slots. Each worker takes
+ * a range of units and carries every row from the caller's floats to its slot block by block, so the
+ * normalized or centered copy, the checks, the encode and the layout all work on data still in cache.
+ */
+typedef struct add_job {
+    tq_index *ix;
+    const float *x;  /* the batch */
+    size_t n, base;  /* its rows, and the slot of row 0 (ix->n) */
+    size_t head;     /* rows of unit 0 when base is not at a block start, else 0 */
+    int check;       /* the rows still need check_vectors (done step by step, on rows in cache) */
+} add_job;
+
+static size_t add_units(const add_job *j) {
+    return (j->head > 0) + (j->n - j->head + TQ_FS_BLOCK - 1) / TQ_FS_BLOCK;
+}
+
+static size_t add_unit_row(const add_job *j, size_t u) {
+    size_t r = j->head > 0 ? (u == 0 ? 0 : j->head + (u - 1) * TQ_FS_BLOCK) : u * TQ_FS_BLOCK;
+    return r < j->n ? r : j->n;
+}
+
+static tq_status add_range(void *ctx, size_t ubegin, size_t uend) {
+    const add_job *j = ctx;
+    tq_index *ix = j->ix;
+    const size_t d = ix->cfg.quant.dim, B = TQ_FS_BLOCK;
+    const int cosine = ix->cfg.metric == TQ_INDEX_COSINE, keep_xc = tq_index_keeps_xc(ix);
+    const char *what = ix->center ? (cosine ? "vector (normalized, minus the center)" : "vector (minus the center)")
+                                  : (cosine ? "vector (normalized)" : "vector");
+    float *tmp = cosine ? malloc(B * d * sizeof(float)) : NULL;
+    float *res = ix->center ? malloc(B * d * sizeof(float)) : NULL;
+    uint8_t *recs = malloc(B * ix->code_size), *idx = ix->fs ? malloc(B * d) : NULL;
+    tq_status s = TQ_OK;
+    if ((cosine && !tmp) || (ix->center && !res) || !recs || (ix->fs && !idx))
+        s = tq_fail(TQ_ERR_NOMEM, "out of memory for an add");
+    const tq_kernel_table *kt = tq_kernels();
+    const size_t blk = ix->fs ? tq_fs_size(B, (uint32_t)d, ix->fs_bits) : 0;
+    for (size_t i = add_unit_row(j, ubegin), end = add_unit_row(j, uend); s == TQ_OK && i < end;) {
+        const size_t slot = j->base + i, m = end - i < B - slot % B ? end - i : B - slot % B;
+        const float *src = j->x + i * d, *enc;
+        if (j->check && (s = check_vectors(ix, src, m, d, i)) != TQ_OK) break;
+        if (cosine) {
+            normalize_rows(src, m, d, tmp);
+            src = tmp;
+        }
+        enc = src;
+        if (ix->center) {
+            for (size_t r = 0; r < m; r++) {
+                const float *xr = src + r * d;
+                float *rr = res + r * d;
+                for (size_t c = 0; c < d; c++) rr[c] = xr[c] - ix->center[c];
+            }
+            /* <x, c> in double, the kernel's fixed summation order (bit-identical on every ISA), four rows at once */
+            for (size_t r = 0; keep_xc && r < m; r += 4) {
+                const float *xa[4], *ca[4] = {ix->center, ix->center, ix->center, ix->center};
+                double xc[4];
+                for (size_t t = 0; t < 4; t++) xa[t] = src + (r + t < m ? r + t : r) * d;
+                kt->dot_f64_x4(xa, ca, (uint32_t)d, xc);
+                for (size_t t = 0; t < 4 && r + t < m; t++) ix->xc[slot + r + t] = (float)xc[t];
+            }
+            enc = res;
+        }
+        s = tq_encode_check(ix->q, enc, m, what, i);
+        if (s == TQ_OK && ix->rerank_c) s = tq_encode_check(ix->rq, enc, m, what, i);
+        if (s == TQ_OK) s = tq_encode_rows(ix->q, enc, m, recs, idx);
+        if (s == TQ_OK && ix->rerank_c) s = tq_encode_rows(ix->rq, enc, m, ix->rerank_c + slot * ix->rcode_size, NULL);
+        if (s != TQ_OK) break;
+        if (ix->fs) {
+            for (size_t r = 0; r < m; r++)
+                for (uint32_t f = 0; f < ix->nf; f++)
+                    ix->factors[(slot + r) * ix->nf + f] = tq_get_f32(recs + r * ix->code_size + 4 * f);
+            if (m == B) /* a whole block: straight into the layout */
+                s = tq_fs_pack(idx, B, (uint32_t)d, ix->fs_bits, ix->blocks + slot / B * blk);
+            else
+                for (size_t r = 0; r < m; r++) tq_fs_set_row(ix->blocks, slot + r, (uint32_t)d, ix->fs_bits, idx + r * d);
+        } else {
+            memcpy(ix->records + slot * ix->code_size, recs, m * ix->code_size);
+        }
+        if (ix->rerank_f) memcpy(ix->rerank_f + slot * d, src, m * d * sizeof(float));
+        i += m;
+    }
+    free(tmp);
+    free(res);
+    free(recs);
+    free(idx);
+    return s;
+}
 
 static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, const int64_t *ids, int64_t *assigned) {
     tq_clear_error();
@@ -565,7 +630,9 @@ static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, cons
     TQ_RETURN_IF(!tq_add_size(ix->n, n, &total) || !tq_mul_size(n, d, &cells) ||
                      !tq_mul_size(cells, sizeof(float), &bytes) || !tq_mul_size(n, sizeof(int64_t), &bytes),
                  TQ_ERR_SIZE, "adding %zu vectors overflows", n);
-    TQ_FORWARD(check_vectors(ix, x, n, d));
+    /* the rows are checked by the encode workers, on rows in cache, unless a center is made from them first */
+    int center_now = ix->cfg.center == TQ_CENTER_FIRST && !ix->center;
+    if (center_now) TQ_FORWARD(check_vectors(ix, x, n, d, 0));
     if (ids) {
         for (size_t i = 0; i < n; i++)
             TQ_RETURN_IF(ids[i] < 0, TQ_ERR_INVALID_ARG, "id %lld (row %zu) is negative", (long long)ids[i], i);
@@ -577,7 +644,7 @@ static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, cons
     TQ_FORWARD(tq_index_materialize(ix));
     if (!keep_dense) TQ_FORWARD(ensure_map(ix, total));
     int cosine = ix->cfg.metric == TQ_INDEX_COSINE, set_center = 0;
-    if (ix->cfg.center == TQ_CENTER_FIRST && !ix->center) {
+    if (center_now) {
         /* the mean of this first batch (of the normalized rows for cosine) becomes the center for good */
         double *acc = calloc(d, sizeof(double));
         float *mean = malloc(d * sizeof(float));
@@ -600,40 +667,11 @@ static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, cons
         set_center = 1;
     }
     tq_status s = reserve_slots(ix, total);
-
-    size_t chunk = n < ADD_CHUNK ? n : ADD_CHUNK;
-    float *tmp = malloc(chunk * d * sizeof(float)), *res = ix->center ? malloc(chunk * d * sizeof(float)) : NULL;
-    uint8_t *recs = malloc(chunk * ix->code_size);
-    uint8_t *rowbuf = malloc(d + 8);
-    if (s == TQ_OK && (!tmp || (ix->center && !res) || !recs || !rowbuf))
-        s = tq_fail(TQ_ERR_NOMEM, "out of memory for an add");
-    size_t done = 0;
-    int keep_xc = tq_index_keeps_xc(ix);
-    while (s == TQ_OK && done < n) {
-        size_t m = n - done < chunk ? n - done : chunk;
-        const float *src = x + done * d, *enc;
-        if (cosine) {
-            normalize_rows(src, m, d, tmp);
-            src = tmp;
-        }
-        enc = src;
-        if (ix->center) {
-            const tq_kernel_table *kt = tq_kernels();
-            for (size_t i = 0; i < m; i++) {
-                const float *xr = src + i * d;
-                float *rr = res + i * d;
-                for (size_t j = 0; j < d; j++) rr[j] = xr[j] - ix->center[j];
-                /* <x, c> in double, the kernel's fixed summation order (bit-identical on every ISA) */
-                if (keep_xc) ix->xc[ix->n + done + i] = (float)kt->dot_f64(xr, ix->center, (uint32_t)d);
-            }
-            enc = res;
-        }
-        s = tq_encode(ix->q, enc, m, recs);
-        if (s == TQ_OK && ix->rerank_c) s = tq_encode(ix->rq, enc, m, ix->rerank_c + (ix->n + done) * ix->rcode_size);
-        if (s != TQ_OK) break;
-        store_records(ix, ix->n + done, recs, m, rowbuf);
-        if (ix->rerank_f) memcpy(ix->rerank_f + (ix->n + done) * d, src, m * d * sizeof(float));
-        done += m;
+    if (s == TQ_OK) {
+        add_job job = {ix, x, n, ix->n, (TQ_FS_BLOCK - ix->n % TQ_FS_BLOCK) % TQ_FS_BLOCK, !center_now};
+        if (job.head > n) job.head = n;
+        size_t min_units = ADD_MIN_COORDS / d / TQ_FS_BLOCK + 1;
+        s = tq_parallel_for(add_units(&job), min_units, add_range, &job);
     }
     /* ids last: a duplicate undoes the map entries made so far */
     size_t put = 0;
@@ -653,8 +691,11 @@ static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, cons
             int64_t id = ids ? ids[i] : ix->next_id + (int64_t)i;
             map_erase_at(ix, map_find(ix, id));
         }
+        /* the workers may have filled any of the batch's slots before one failed: back to zero */
+        uint8_t *rowbuf = ix->fs ? calloc(d + 8, 1) : NULL;
         if (rowbuf)
-            for (size_t i = 0; i < done; i++) clear_slot(ix, ix->n + i, rowbuf);
+            for (size_t i = 0; i < n && ix->n + i < ix->cap; i++) clear_slot(ix, ix->n + i, rowbuf);
+        free(rowbuf);
         if (set_center) { /* back to the state before the call: no center, no <x, c> array */
             free(ix->center);
             ix->center = NULL;
@@ -673,10 +714,6 @@ static tq_status index_add_unlocked(tq_index *ix, const float *x, size_t n, cons
         ix->n += n;
         ix->next_id = maxid == INT64_MAX ? INT64_MAX : maxid + 1;
     }
-    free(tmp);
-    free(res);
-    free(recs);
-    free(rowbuf);
     return s;
 }
 
