@@ -230,8 +230,13 @@ def dataset_info(np, faiss, name, xb, xq, gt):
     return rec
 
 
-def faiss_cache_key(spec, ds, fs, params, faiss_version):
+RR_DEFAULT_SEED = 12345  # the seed FAISS's RandomRotationMatrix trains with
+
+
+def faiss_cache_key(spec, ds, fs, params, faiss_version, rr_seed=None):
     extra = {"params": params} if params else {}  # (absent when empty: keys of plain factory strings unchanged)
+    if rr_seed is not None and rr_seed != RR_DEFAULT_SEED:
+        extra["rr_seed"] = rr_seed  # (and for FAISS's own seed: keys of earlier runs stay valid)
     blob = json.dumps({"v": CACHE_VERSION, **extra, "dataset": ds["name"], "base": file_sig(ds["base"]),
                        "queries": file_sig(ds["queries"]), "gt": file_sig(ds["gt"]), "nq": ds["nq"],
                        "nq_time": ds["nq_time"], "train_n": spec["train_n"], "factory": fs, "faiss": faiss_version,
@@ -239,12 +244,14 @@ def faiss_cache_key(spec, ds, fs, params, faiss_version):
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def run_faiss_method(np, faiss, spec, ds, fs, params, b, what, xb, xq, xq_time, gt, out):
+def run_faiss_method(np, faiss, spec, ds, fs, params, b, what, xb, xq, xq_time, gt, out, rr_seed=None):
     d = xb.shape[1]
     rec = {"type": "faiss", "dataset": ds["name"], "bits": b, "method": faiss_label(fs, params), "factory": fs,
            "params": params or {}, "what": what, "dim": d, "n": int(xb.shape[0]), "nq": int(xq.shape[0]),
            "metric": "ip"}
-    key = faiss_cache_key(spec, ds, fs, params, faiss.__version__)
+    if rr_seed is not None:
+        rec["seed"] = rr_seed  # of FAISS's RandomRotationMatrix
+    key = faiss_cache_key(spec, ds, fs, params, faiss.__version__, rr_seed)
     cpath = os.path.join(spec["faiss_cache"], key + ".json")
     if not spec["refresh"] and os.path.exists(cpath):
         try:
@@ -264,6 +271,16 @@ def run_faiss_method(np, faiss, spec, ds, fs, params, b, what, xb, xq, xq_time, 
         out(rec)
         return
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+    if rr_seed is not None:  # draw the rotation from this seed; train() then leaves it as it is
+        rrs = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())] \
+            if isinstance(index, faiss.IndexPreTransform) else []
+        rrs = [t for t in rrs if isinstance(t, faiss.RandomRotationMatrix)]
+        if len(rrs) != 1:
+            rec["error"] = "no single RandomRotationMatrix to seed in %s" % fs
+            out(rec)
+            return
+        rrs[0].init(rr_seed)
+        rrs[0].is_trained = True
     rec["class"] = type(inner).__name__ + (" (in IndexPreTransform)" if inner is not index else "")
     for k, v in (params or {}).items():
         if not hasattr(inner, k):
@@ -361,11 +378,15 @@ def peer_main(spec_path):
                 fs, what, params = m[0], m[1], (m[2] if len(m) > 2 else None)
                 if spec.get("only") and fs not in spec["only"]:
                     continue
-                try:
-                    run_faiss_method(np, faiss, spec, ds, fs, params, b, what, xb, xq, xq_time, gt, out)
-                except Exception as e:  # a failure of one method is reported, the others still run
-                    out({"type": "faiss", "dataset": ds["name"], "bits": b, "method": faiss_label(fs, params),
-                         "factory": fs, "what": what, "error": "failed: %r" % (e,)})
+                # the methods with a random rotation run once per rotation seed, as tq does (one seed only
+                # for the slow float-query RaBitQ row)
+                rr = re.search(r"(^|,)RR,", fs) is not None
+                for seed in (spec.get("rr_seeds") or [RR_DEFAULT_SEED])[:1 if params else None] if rr else [None]:
+                    try:
+                        run_faiss_method(np, faiss, spec, ds, fs, params, b, what, xb, xq, xq_time, gt, out, seed)
+                    except Exception as e:  # a failure of one method is reported, the others still run
+                        out({"type": "faiss", "dataset": ds["name"], "bits": b, "method": faiss_label(fs, params),
+                             "factory": fs, "what": what, "seed": seed, "error": "failed: %r" % (e,)})
     return 0
 
 
@@ -623,7 +644,8 @@ def mean_std(vals):
 
 
 def aggregate(records):
-    """One row per (dataset, bits, method): means and sample std over seeds for tq, single runs for FAISS."""
+    """One row per (dataset, bits, method): means and sample std over seeds (tq's, and FAISS's rotation seeds for
+    its RR methods); single runs for the other FAISS methods."""
     rows = {}
     for r in records:
         if r.get("type") not in ("tq", "faiss"):
@@ -634,7 +656,7 @@ def aggregate(records):
     for (ds, b, m), rs in rows.items():
         ok = [r for r in rs if not r.get("error")]
         row = {"dataset": ds, "bits": b, "method": m, "kind": rs[0]["type"], "runs": len(ok),
-               "seeds": [r.get("seed") for r in ok] if rs[0]["type"] == "tq" else None,
+               "seeds": [r.get("seed") for r in ok] if any(r.get("seed") is not None for r in ok) else None,
                "error": rs[0].get("error") if not ok else None, "what": rs[0].get("what")}
         if ok:
             row["recall_1_at_k"] = {}
@@ -709,6 +731,8 @@ def gaps(rows):
         if not rb:
             continue
         out.append({"dataset": r["dataset"], "bits": r["bits"], "method": r["method"], "vs": rb["method"],
+                    "r1": r["recall_1_at_k"]["1"], "r1_std": r["recall_1_at_k_std"]["1"],
+                    "vs_r1": rb["recall_1_at_k"]["1"], "vs_r1_std": rb["recall_1_at_k_std"]["1"],
                     "d_r1_at_1": r["recall_1_at_k"]["1"] - rb["recall_1_at_k"]["1"],
                     "d_r10_at_10": (r["recall_10_at_10"] - rb["recall_10_at_10"])
                     if r["recall_10_at_10"] is not None and rb["recall_10_at_10"] is not None else None})
@@ -735,9 +759,13 @@ def report(meta, records, rows, plots):
     L.append("- **Versions**: FAISS %s; numpy %s; Python %s; matplotlib %s." % (
         peer.get("faiss") or "not installed", peer.get("numpy") or "—", meta["python"],
         meta["versions"].get("matplotlib") or "not installed (no plots)"))
-    L.append("- **Seeds**: tq %s (the rotation depends on the seed); mean ± sample std over seeds. FAISS: one run "
-             "with its built-in seeds (k-means seed 1234 for PQ, RandomRotationMatrix seed 12345 for `RR`)." %
-             ", ".join(str(s) for s in meta["seeds"]))
+    rr_seeds = meta.get("rr_seeds") or [RR_DEFAULT_SEED]
+    L.append("- **Seeds**: tq %s (the rotation depends on the seed); mean ± sample std over seeds. FAISS: the "
+             "methods with a dense random rotation (`RR`) once per RandomRotationMatrix seed %s (%d is FAISS's own), "
+             "mean ± sample std likewise, except the slow float-query RaBitQ row (seed %d only); the others one run "
+             "with FAISS's built-in seeds (k-means seed 1234 for PQ)." % (
+                 ", ".join(str(s) for s in meta["seeds"]), ", ".join(str(s) for s in rr_seeds), RR_DEFAULT_SEED,
+                 rr_seeds[0]))
     qb = sorted({r.get("rabitq_qb") for r in records if r.get("rabitq_qb") is not None})
     if qb:
         L.append("- **FAISS RaBitQ query bits** `qb` = 4: the factory index quantizes queries to 4 bits (its "
@@ -796,11 +824,15 @@ def report(meta, records, rows, plots):
 
     L.append("## Gap to RaBitQ (tq minus the better FAISS RaBitQ row at the same bits)")
     L.append("")
-    L.append("| dataset | bits | tq method | vs | Δ recall@1@1 | Δ recall@10@10 |")
-    L.append("|---|---:|---|---|---:|---:|")
+    L.append("| dataset | bits | tq method | recall@1@1 | vs | its recall@1@1 | Δ recall@1@1 | Δ recall@10@10 |")
+    L.append("|---|---:|---|---:|---|---:|---:|---:|")
     for g in gaps(rows):
-        L.append("| %s | %d | %s | %s | %+.3f | %s |" % (g["dataset"], g["bits"], g["method"], g["vs"],
-                                                      g["d_r1_at_1"], fmt(g["d_r10_at_10"], "%+.3f")))
+        L.append("| %s | %d | %s | %s | %s | %s | %+.3f | %s |" % (
+            g["dataset"], g["bits"], g["method"], fmt_ms(g["r1"], g["r1_std"]), g["vs"],
+            fmt_ms(g["vs_r1"], g["vs_r1_std"]), g["d_r1_at_1"], fmt(g["d_r10_at_10"], "%+.3f")))
+    L.append("")
+    L.append("± is the sample std over rotation seeds: a difference within about one of them is not one the seeds "
+             "can tell apart.")
     L.append("")
 
     L.append("## recall@10@10 against queries per second (one thread, k = 10)")
@@ -820,7 +852,7 @@ def report(meta, records, rows, plots):
     L.append("QPS: the first %d queries searched in one call with k = %d on one thread. tq: one `tq search "
              "--threads 1` run, its own `qps` field (search only: process start and index load excluded; the index "
              "is memory-mapped and warm), median of %d runs per seed, then the median over seeds. FAISS: one "
-             "`index.search` call, median of %d runs. recall@10@10 — tq: from a k = 10 search over all %s queries "
+             "`index.search` call, median of %d runs (and over rotation seeds for `RR` methods). recall@10@10 — tq: from a k = 10 search over all %s queries "
              "(the timed configuration: tq's exact-rescoring shortlist depends on k); FAISS: the first 10 of the "
              "k = 64 search (exhaustive scoring: the same ids)." % (meta["nq_time"], KTIME, meta["reps"],
                                                                    meta["params"]["faiss_reps"],
@@ -843,9 +875,10 @@ def report(meta, records, rows, plots):
             fmt(r.get("build_s") if r["kind"] == "tq" else (r.get("train_s") or 0) + (r.get("add_s") or 0), "%.2f"),
             fmt(r.get("build_s_per_100k"), "%.2f"), fmt(ratio, "%.0f×" if ratio and ratio >= 10 else "%.1f×")))
     L.append("")
-    L.append("tq: the `seconds` that `tq index build --threads 1` reports (all of it: read, center, rotate, encode; "
-             "median over seeds). FAISS: `train` + `add` on one thread, once (for PQ the k-means is nearly all of "
-             "it). Divided by N and scaled to 100,000 vectors.")
+    L.append("tq: the `seconds` that `tq index build --threads 1` reports (index creation, center, checks, "
+             "rotation, encode and scan layout; not the file read), median over seeds. FAISS: `train` + `add` on "
+             "one thread (for PQ the k-means is nearly all of it), median over rotation seeds for `RR` methods. "
+             "Divided by N and scaled to 100,000 vectors.")
     L.append("")
     L.append("## Bytes per vector")
     L.append("")
@@ -1002,6 +1035,9 @@ def main():
     ap = argparse.ArgumentParser(description="tq recall on real data (Figure 5) side by side with FAISS")
     ap.add_argument("--quick", action="store_true", help="200 queries, FAISS trained on 20,000 rows")
     ap.add_argument("--seeds", default="0,1,2", help="tq seeds (default %(default)s)")
+    ap.add_argument("--faiss-rr-seeds", default="%d,1,2" % RR_DEFAULT_SEED,
+                    help="seeds of FAISS's random rotation for its RR methods (default %(default)s; the first is "
+                    "FAISS's own)")
     ap.add_argument("--datasets", default="fmnist,minilm", help="comma list of fmnist, minilm (default both)")
     ap.add_argument("--bits", default="2,4", help="bit widths (default %(default)s)")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -1021,6 +1057,7 @@ def main():
     t_start = time.time()
     q = args.quick
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    rr_seeds = [int(s) for s in args.faiss_rr_seeds.split(",") if s.strip()] or [RR_DEFAULT_SEED]
     bits_list = [int(b) for b in args.bits.split(",") if b.strip()]
     want = [s.strip() for s in args.datasets.split(",") if s.strip()]
     p = {"nq": 200 if q else 1000, "nq_time": 100 if q else 200, "reps": 3 if q else 5, "faiss_reps": 3,
@@ -1074,7 +1111,7 @@ def main():
                                  for nm, pth in have.items()],
                     "bits": bits_list, "train_n": p["train_n"], "reps": p["faiss_reps"], "refresh": args.refresh_faiss,
                     "faiss_cache": os.path.join(cache_dir(), "recall-faiss"), "threads_recall": threads_recall,
-                    "rabitq_float": args.rabitq_float}
+                    "rabitq_float": args.rabitq_float, "rr_seeds": rr_seeds}
             records += run_peer(spec, penv)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1083,7 +1120,7 @@ def main():
     meta = {"type": "meta", "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "quick": q,
             "host": platform.node(), "cpu": cpu_model(), "arch": platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "versions": vers, "params": p, "nq_time": p["nq_time"],
-            "reps": p["reps"], "train_n": p["train_n"], "seeds": seeds, "bits": bits_list, "kmax": KMAX,
+            "reps": p["reps"], "train_n": p["train_n"], "seeds": seeds, "rr_seeds": rr_seeds, "bits": bits_list, "kmax": KMAX,
             "threads_recall": threads_recall, "tq_exe": exe, "tq_info": "; ".join(tq_info[-1:]),
             "tq_stand_in": stand_in, "tq_commit": git_state(), "cache_dir": cache_dir(),
             "command": " ".join(["python3", "bench/recall.py"] + sys.argv[1:]), "notes": notes, "machine_note": "2 cores shared with other jobs; timed figures are single-thread"}
