@@ -22,7 +22,9 @@ Measured, every cache against the full float32 cache (transformers' DynamicCache
     next to a float cache of the same tokens at fp16 and fp32; QuantizedCache's bytes from its tensors.
 Caches:
   * tq (attention "tq": decode attention from the codes via tq.KVCache.attend), key = value bits
-    2.5, 3, 3.5, 4, sinks 4, window 0, keys centered (tq.KVCache defaults);
+    2.5, 3, 3.5, 4, sinks 4, window 0, keys centered (tq.KVCache defaults); and at 3.5 and 4 bits
+    (--window-bits) also with the --window (128) most recent tokens exact, as QuantizedCache keeps its
+    residual_length (128) recent tokens in float;
   * tq "materialize" at 4 bits (SDPA attention on keys/values decoded from the tq.KVCache codes at every step),
     to measure what materializing floats costs;
   * transformers QuantizedCache, backend quanto (nbits 2 and 4, q_group_size 64, residual_length 128: its
@@ -48,7 +50,8 @@ CAVEATS = S.CAVEATS[:1] + [
     "tq's prefill attention is exact (SDPA over the prompt's float keys/values); only tokens after the prefill "
     "attend from the codes",
     "QuantizedCache (quanto) keeps up to residual_length = 128 recent tokens in float and quantizes the prompt "
-    "at prefill; its bits are integer only (2, 4)",
+    "at prefill; its bits are integer only (2, 4). The tq rows named 'window 128' keep the same number of recent "
+    "tokens exact (float32, counted in their memory); the other tq rows keep none",
     "timings are wall clock on a shared 2-core machine; tq's attention goes through Python per layer and row",
 ]
 
@@ -101,6 +104,10 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--bits", default="2.5,3,3.5,4")
     ap.add_argument("--quanto-bits", default="2,4")
+    ap.add_argument("--window", type=int, default=128,
+                    help="exact recent tokens of the extra tq rows (default 128: QuantizedCache's residual_length)")
+    ap.add_argument("--window-bits", default="3.5,4",
+                    help="bit widths that also get a tq row with --window exact recent tokens ('' for none)")
     ap.add_argument("--no-materialize", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--text", default=S.TEXT_PATH)
@@ -175,6 +182,11 @@ def main():
     for b in [float(x) for x in args.bits.split(",") if x]:
         configs.append({"name": "tq %g bits" % b, "kind": "tq", "bits": b, "attn": "tq",
                         "make": (lambda b=b: tq.hf.TurboQuantCache(cfg, key_bits=b, value_bits=b))})
+    for b in [float(x) for x in args.window_bits.split(",") if x] if args.window > 0 else []:
+        configs.append({"name": "tq %g bits, window %d" % (b, args.window), "kind": "tq", "bits": b, "attn": "tq",
+                        "window": args.window,
+                        "make": (lambda b=b: tq.hf.TurboQuantCache(cfg, key_bits=b, value_bits=b,
+                                                                   window=args.window))})
     if not args.no_materialize:
         configs.append({"name": "tq 4 bits, materialize", "kind": "tq-materialize", "bits": 4.0, "attn": "sdpa",
                         "make": lambda: tq.hf.TurboQuantCache(cfg, key_bits=4, value_bits=4, attend="materialize"),
