@@ -476,7 +476,9 @@ static void normalize_rows(const float *x, size_t n, size_t d, float *out) {
 static tq_status check_rows_norm(const float *x, size_t n, size_t d, const char *what, size_t row0, int check_norm,
                                  double limit, size_t *above, double *norm) {
     const uint32_t exp_all = 0x7f800000u;
-    const uint32_t elem = !check_norm ? exp_all : limit > 0.0 ? tq_f32_bits((float)(limit / sqrt((double)d))) : 0u;
+    /* a finite row skips the norm when its largest |x_j| is at most skip_to; a limit <= 0 skips no row */
+    const int norm_every_row = check_norm && !(limit > 0.0);
+    const uint32_t skip_to = !check_norm ? exp_all - 1 : norm_every_row ? 0 : tq_f32_bits((float)(limit / sqrt((double)d)));
     *above = n;
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
@@ -486,7 +488,7 @@ static tq_status check_rows_norm(const float *x, size_t n, size_t d, const char 
                 TQ_RETURN_IF(!isfinite(r[j]), TQ_ERR_NONFINITE, "%s row %zu, column %zu is %s", what, row0 + i, j,
                              isnan(r[j]) ? "NaN" : "Inf");
         }
-        if (m <= elem && (limit > 0.0 || !check_norm)) continue;
+        if (m <= skip_to && !norm_every_row) continue;
         double ss = 0.0;
         for (size_t j = 0; j < d; j++) ss += (double)r[j] * r[j];
         if (sqrt(ss) > limit) {
@@ -499,8 +501,9 @@ static tq_status check_rows_norm(const float *x, size_t n, size_t d, const char 
 }
 
 /*
- * Vectors to add: finite, and (but for cosine, which normalizes them) of a norm float32 holds, as tq_encode
- * needs; checked here so the message names the row of the whole batch and nothing is done before.
+ * Vectors to add (rows row0.. of the batch): finite, and (but for cosine, which normalizes them) of a norm
+ * float32 holds, as tq_encode needs; messages name the row of the whole batch. The add workers check each block
+ * of rows before they encode it, and a failure undoes the whole batch.
  */
 static tq_status check_vectors(const tq_index *ix, const float *x, size_t n, size_t d, size_t row0) {
     double norm = 0.0;
