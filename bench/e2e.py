@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 import time
 
@@ -295,9 +296,9 @@ def main():
         json.dump(meta, f, indent=1)
         f.write("\n")
     lines = ["# End to end: SmolLM2-135M-Instruct with tq's KV cache (%s)" % day, "",
-             "`python3 bench/e2e.py` — %d-token prompt (GPL-3) + %d teacher-forced tokens decoded one at a time; "
+             "`%s` — %d-token prompt (GPL-3) + %d teacher-forced tokens decoded one at a time; "
              "%d prompts x %d greedy tokens. fp16 cache of the %d tokens: %.2f MiB." % (
-                 args.prefix, args.cont, len(prompts), args.new, ids.shape[1], fp16_bytes / 2**20), "",
+                 " ".join(["python3", "bench/e2e.py"] + [shlex.quote(a) for a in sys.argv[1:]]), args.prefix, args.cont, len(prompts), args.new, ids.shape[1], fp16_bytes / 2**20), "",
              "| cache | attention | ppl | mean KL (nats) | top-1 agree | identical gens | first divergences | "
              "memory (MiB) | vs fp16 | ms/token |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
