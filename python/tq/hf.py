@@ -168,7 +168,10 @@ class TurboQuantCache(Cache):
     Args:
         config: the model's config (num_hidden_layers, num_key_value_heads, head_dim are read).
         key_bits, value_bits: bits per channel (fractional 2.5 / 3.5 allowed).
-        window, sinks, center, factors, seed: as tq.KVCache.
+        window, sinks, center, factors, seed: as tq.KVCache. ``window`` recent tokens stay exact (float32,
+            window x 2 x kv_heads x head_dim x 4 bytes per layer). On SmolLM2-135M (bench/e2e.py) window=128,
+            transformers QuantizedCache's residual_length, took 3.5-bit perplexity from +6.4% to +0.7% over the
+            full cache and made greedy generations match it on 8 of 8 prompts at 3.5 and 4 bits.
         attend: "tq" (attention from the codes; needs ``use_tq_attention(model)``) or "materialize"
             (returns dequantized float keys/values to any attention implementation).
     """
