@@ -115,10 +115,6 @@ static inline uint32_t tq_f32_bits(float f) {
     return u;
 }
 
-/* Whether some |x[j]| (j < n) exceeds t >= 0, NaN counting as above. The cheap pre-check before a norm is
- * computed. */
-static inline int tq_any_abs_above(const float *x, size_t n, float t) { return tq_abs_bits_max(x, n) > tq_f32_bits(t); }
-
 /** IEEE half <-> float, round to nearest even; portable, no F16C needed. */
 TQ_INTERNAL uint16_t tq_f32_to_f16(float f);
 TQ_INTERNAL float tq_f16_to_f32(uint16_t h);

@@ -468,7 +468,7 @@ static void normalize_rows(const float *x, size_t n, size_t d, float *out) {
 }
 
 /*
- * Rows finite and, with check_norm, of norm <= limit; one scan of bit patterns per row (tq_abs_bits_max), the
+ * Rows finite and, with check_norm, of norm <= limit; one scan of bit patterns per row (the absmax_bits kernel), the
  * norm computed only for rows with some |x_j| > limit / sqrt(d), which are the only ones that can be above it.
  * A non-finite value is reported here; the first row above the limit is returned through *above (n: none),
  * its norm through *norm, for the caller's message.
@@ -478,7 +478,9 @@ static tq_status check_rows_norm(const float *x, size_t n, size_t d, const char 
     const uint32_t exp_all = 0x7f800000u;
     /* a finite row skips the norm when its largest |x_j| is at most skip_to; a limit <= 0 skips no row */
     const int norm_every_row = check_norm && !(limit > 0.0);
-    const uint32_t skip_to = !check_norm ? exp_all - 1 : norm_every_row ? 0 : tq_f32_bits((float)(limit / sqrt((double)d)));
+    const uint32_t skip_to = !check_norm       ? exp_all - 1
+                             : norm_every_row ? 0
+                                              : tq_f32_bits((float)(limit / sqrt((double)d)));
     *above = n;
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
@@ -609,7 +611,8 @@ static tq_status add_range(void *ctx, size_t ubegin, size_t uend) {
             if (m == B) /* a whole block: straight into the layout */
                 s = tq_fs_pack(idx, B, (uint32_t)d, ix->fs_bits, ix->blocks + slot / B * blk);
             else
-                for (size_t r = 0; r < m; r++) tq_fs_set_row(ix->blocks, slot + r, (uint32_t)d, ix->fs_bits, idx + r * d);
+                for (size_t r = 0; r < m; r++)
+                    tq_fs_set_row(ix->blocks, slot + r, (uint32_t)d, ix->fs_bits, idx + r * d);
         } else {
             memcpy(ix->records + slot * ix->code_size, recs, m * ix->code_size);
         }

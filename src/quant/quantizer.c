@@ -367,7 +367,7 @@ void tq_part_scatter(const tq_quantizer *q, uint32_t p, const float *sub, float 
 
 /*
  * Every value finite and every row's norm representable in float32. One scan
- * per row of bit patterns (tq_abs_bits_max, vectorizable): an all-ones
+ * per row of bit patterns (the absmax_bits kernel): an all-ones
  * exponent is NaN or Inf; a magnitude >= 2^120 is the only way a row of
  * <= 65536 values can have a norm above FLT_MAX (65536^(1/2) * 2^120 < 2^128),
  * and only such rows get the exact check. Returns the row's largest magnitude
@@ -655,7 +655,6 @@ typedef struct batch {
     const uint8_t *codes_in;
     uint8_t *codes_out;
 } batch;
-
 
 /*
  * The encode failures finite input can still meet: a factor beyond its storage type. A UNIFORM GROUP range
